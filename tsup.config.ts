@@ -1,0 +1,15 @@
+import { defineConfig } from 'tsup';
+
+export default defineConfig({
+  entry: { index: 'src/index.ts' },
+  format: ['esm', 'cjs'],
+  dts: true,
+  clean: true,
+  sourcemap: true,
+  target: 'node20',
+  platform: 'node',
+  // p-retry is ESM-only: bundling it lets CommonJS users require('resock').
+  noExternal: ['p-retry', 'is-network-error'],
+  // koffi is an optional native dependency, loaded lazily at run time when present.
+  external: ['koffi'],
+});
