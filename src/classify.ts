@@ -1,0 +1,91 @@
+// The one place that decides what a low-level error means. It reads error codes and the phase, never message text.
+import type { FailureKind, FailurePhase } from './types.js';
+
+export interface Classification {
+  kind: FailureKind;
+  code: string;
+  retryable: boolean;
+}
+
+// Certificate and verification failures: retrying cannot fix a wrong CA, name or expiry, so they are fatal by default.
+const TLS_VERIFY_CODES = new Set([
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+const BY_CODE: Record<string, { kind: FailureKind; retryable: boolean }> = {
+  ECONNRESET: { kind: 'reset', retryable: true },
+  // `ss -K` and some middleboxes abort the connection locally.
+  ECONNABORTED: { kind: 'reset', retryable: true },
+  EPIPE: { kind: 'broken-pipe', retryable: true },
+  ERR_STREAM_WRITE_AFTER_END: { kind: 'broken-pipe', retryable: true },
+  ECONNREFUSED: { kind: 'refused', retryable: true },
+  // An IPC path with no socket file behaves like a port with no listener.
+  ENOENT: { kind: 'refused', retryable: true },
+  ERR_RESOCK_CONNECT_TIMEOUT: { kind: 'connect-timeout', retryable: true },
+  ERR_RESOCK_HANDSHAKE_TIMEOUT: { kind: 'connect-timeout', retryable: true },
+  ERR_RESOCK_HEARTBEAT_TIMEOUT: { kind: 'heartbeat-timeout', retryable: true },
+  ERR_RESOCK_PEER_CLOSED: { kind: 'peer-closed', retryable: true },
+  ERR_RESOCK_FRAME_TOO_LONG: { kind: 'protocol', retryable: true },
+  ERR_RESOCK_PROTOCOL: { kind: 'protocol', retryable: true },
+  ERR_RESOCK_ABORTED: { kind: 'aborted', retryable: false },
+  ABORT_ERR: { kind: 'aborted', retryable: false },
+  EHOSTUNREACH: { kind: 'unreachable', retryable: true },
+  ENETUNREACH: { kind: 'unreachable', retryable: true },
+  EHOSTDOWN: { kind: 'unreachable', retryable: true },
+  ENETDOWN: { kind: 'unreachable', retryable: true },
+  ENOTFOUND: { kind: 'dns', retryable: true },
+  EAI_AGAIN: { kind: 'dns', retryable: true },
+  EAI_FAIL: { kind: 'dns', retryable: true },
+  EAI_NONAME: { kind: 'dns', retryable: true },
+  EMFILE: { kind: 'resource', retryable: true },
+  ENFILE: { kind: 'resource', retryable: true },
+  EADDRNOTAVAIL: { kind: 'resource', retryable: true },
+  EADDRINUSE: { kind: 'resource', retryable: true },
+  ENOBUFS: { kind: 'resource', retryable: true },
+  ENOMEM: { kind: 'resource', retryable: true },
+  EPROTO: { kind: 'tls', retryable: true },
+};
+
+/** Maps an error (or a bare code) and the phase it happened in to a failure kind. */
+export function classify(err: unknown, phase: FailurePhase): Classification {
+  const code = errorCode(err);
+  if (code === 'ETIMEDOUT') {
+    // Before open, ETIMEDOUT is the kernel giving up on the SYN; once open it is keepalive or TCP_USER_TIMEOUT expiry.
+    return { kind: phase === 'open' ? 'keepalive-timeout' : 'connect-timeout', code, retryable: true };
+  }
+  if (TLS_VERIFY_CODES.has(code)) return { kind: 'tls', code, retryable: false };
+  // OpenSSL errors surface as ERR_SSL_<REASON>: a protocol or configuration mismatch that a retry will not fix.
+  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) return { kind: 'tls', code, retryable: false };
+  const known = BY_CODE[code];
+  if (known) return { kind: known.kind, code, retryable: known.retryable };
+  // An onConnect that threw an error of its own is a handshake failure, whatever its code.
+  if (phase === 'handshake') return { kind: 'handshake', code, retryable: true };
+  return { kind: 'unknown', code, retryable: true };
+}
+
+export function errorCode(err: unknown): string {
+  if (typeof err === 'string') return err;
+  if (typeof err === 'object' && err !== null) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && code.length > 0) return code;
+    if ((err as { name?: unknown }).name === 'AbortError') return 'ABORT_ERR';
+    // Happy Eyeballs (autoSelectFamily) reports one AggregateError for all addresses tried: the first one speaks for them.
+    if (err instanceof AggregateError && err.errors.length > 0) return errorCode(err.errors[0]);
+  }
+  return 'ERR_RESOCK_UNKNOWN';
+}

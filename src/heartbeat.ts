@@ -1,0 +1,98 @@
+// Application-level heartbeat for one connection: ping after `interval` of inbound silence, fail after `timeout` without a
+// reply. One timer per connection, re-armed only when it fires; the data path just stores a timestamp.
+import type { ResolvedHeartbeat } from './types.js';
+
+export interface HeartbeatHost {
+  now(): number;
+  /** Writes one ping on the wire; `mark` is returned so the reply can confirm what was written before it. */
+  sendPing(ping: Buffer): void;
+  onReply(rtt: number): void;
+  /** Nothing arrived within `timeout` of a ping. */
+  onTimeout(silentFor: number): void;
+  /** Our own event loop was blocked: the timer fired `lateBy` ms late, so silence proves nothing yet. */
+  onStall(lateBy: number): void;
+}
+
+// A timer firing this much later than asked means our process stalled (GC, sync work), not that the peer went quiet.
+// Half the timeout keeps a real silence detected within timeout × 1.5 while ignoring stalls that would fake one.
+const stallThreshold = (timeout: number): number => Math.max(50, timeout / 2);
+
+export class Heartbeat {
+  readonly #opts: ResolvedHeartbeat;
+  readonly #host: HeartbeatHost;
+  #timer: NodeJS.Timeout | undefined;
+  #due = 0;
+  #lastInbound: number;
+  /** When the outstanding ping was sent; -1 when none is outstanding. */
+  #pingAt = -1;
+  #stopped = false;
+
+  constructor(opts: ResolvedHeartbeat, host: HeartbeatHost) {
+    this.#opts = opts;
+    this.#host = host;
+    this.#lastInbound = host.now();
+    this.#arm(opts.interval);
+  }
+
+  /** Inbound bytes that count as life (any bytes, unless replies are recognised by isPong). */
+  activity(now: number): void {
+    this.#lastInbound = now;
+    if (this.#pingAt >= 0) this.#replied(now);
+  }
+
+  /** A frame recognised as a reply by isPong. */
+  pong(now: number): void {
+    this.#lastInbound = now;
+    if (this.#pingAt >= 0) this.#replied(now);
+  }
+
+  get waitingForReply(): boolean {
+    return this.#pingAt >= 0;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #replied(now: number): void {
+    const rtt = now - this.#pingAt;
+    this.#pingAt = -1;
+    this.#host.onReply(rtt);
+  }
+
+  #arm(delay: number): void {
+    this.#due = this.#host.now() + delay;
+    this.#timer = setTimeout(this.#fire, delay);
+    // A heartbeat alone must not keep a process alive; the socket does that.
+    this.#timer.unref();
+  }
+
+  #fire = (): void => {
+    this.#timer = undefined;
+    if (this.#stopped) return;
+    const now = this.#host.now();
+    const lateBy = now - this.#due;
+    const { interval, timeout } = this.#opts;
+    if (this.#pingAt >= 0) {
+      if (lateBy > stallThreshold(timeout)) {
+        // Replies may be sitting unread behind the stall: give I/O a full timeout before judging.
+        this.#host.onStall(lateBy);
+        this.#arm(timeout);
+        return;
+      }
+      this.#pingAt = -1;
+      this.#host.onTimeout(now - this.#lastInbound);
+      return;
+    }
+    const quiet = now - this.#lastInbound;
+    if (quiet < interval) {
+      this.#arm(interval - quiet);
+      return;
+    }
+    this.#pingAt = now;
+    this.#host.sendPing(this.#opts.ping());
+    if (!this.#stopped) this.#arm(timeout);
+  };
+}

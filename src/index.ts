@@ -1,0 +1,30 @@
+export { ResilientSocket, connect } from './socket.js';
+export { lines, lengthPrefixed } from './framing.js';
+export { ResockError, type ResockErrorCode, type InvalidOptionError } from './errors.js';
+export { DEFAULT_DETECT_WITHIN } from './options.js';
+export type { WriteCallback } from './queue.js';
+export type {
+  CloseReason,
+  Diagnosis,
+  DiagnosisCause,
+  DiagnoseOptions,
+  Endpoint,
+  Failure,
+  FailureKind,
+  FailurePhase,
+  FrameDecoder,
+  FramingCodec,
+  HeartbeatOptions,
+  JitterKind,
+  KeepAliveOptions,
+  KeepAliveReport,
+  OfflineQueueOptions,
+  OnConnect,
+  ReconnectOptions,
+  ResilientSocketEvents,
+  ResilientSocketOptions,
+  ResolvedOptions,
+  SocketState,
+  SocketStats,
+  WriteAccount,
+} from './types.js';
