@@ -91,8 +91,17 @@ export function diagnose(ctx: DiagnosisContext): Diagnosis {
         `no answer to the connection attempt within ${formatDuration(ctx.connectTimeout)}.`,
         'The host is down or a firewall silently drops the SYN; check the address, routes and security groups.',
       );
-    case 'refused':
-    case 'unreachable': {
+    case 'unreachable':
+      if (ctx.phase === 'open') {
+        // TCP_USER_TIMEOUT expiry reports the last ICMP error seen instead of ETIMEDOUT.
+        return make(
+          'path-dead',
+          `the path to the peer died (${ctx.code}) ${formatDuration(ctx.idleFor ?? 0)} after the last inbound byte.`,
+          'A router or firewall reports the host unreachable: the host vanished or its route went away. resock reconnects when the path is back.',
+        );
+      }
+    // falls through
+    case 'refused': {
       const restarting =
         ctx.kind === 'refused' &&
         (ctx.everConnected || ctx.previousKind === 'reset' || ctx.previousKind === 'peer-closed');

@@ -176,6 +176,19 @@ describe('createFaultProxy: faults', () => {
     expect(conn.bytesToUpstream).toBe(0);
   });
 
+  it('a delaying mode holds at most about 1 MiB per direction, then stops reading', async () => {
+    const { proxy } = await echoProxy();
+    const { client, conn } = await dial(proxy);
+    proxy.latency(60_000);
+    const total = 32 * 1024 * 1024;
+    client.socket.write(Buffer.alloc(total));
+    await sleep(QUIET_MS);
+    expect(conn.bytesToUpstream).toBe(0);
+    // 1 MiB held, plus at most one read (64 KiB) past the mark and the readable stream's own buffer.
+    expect(conn.client.bytesRead).toBeLessThan(1024 * 1024 + 256 * 1024);
+    expect(client.socket.writableLength).toBeGreaterThan(0);
+  });
+
   it('latency() delays each direction by at least ms', async () => {
     const { proxy } = await echoProxy();
     const { client } = await dial(proxy);
@@ -306,6 +319,20 @@ describe('createFaultProxy: faults', () => {
     expect(b.conn.mode).toEqual({ kind: 'slice', size: 1, delayMs: 1 });
   });
 
+  it('heal(conn) under a proxy-wide fault heals only that connection', async () => {
+    const { proxy } = await echoProxy();
+    const a = await dial(proxy);
+    const b = await dial(proxy);
+    proxy.blackhole();
+    await proxy.heal(a.conn);
+    expect(proxy.mode).toEqual({ kind: 'blackhole' });
+    b.client.socket.write('bbb');
+    await roundTrip(a.client, 'aaa');
+    expect(a.client.received().toString()).toBe('aaa');
+    await sleep(QUIET_MS);
+    expect(b.client.received().length).toBe(0);
+  });
+
   it('reset(conn) resets only that connection', async () => {
     const { proxy } = await echoProxy();
     const a = await dial(proxy);
@@ -342,13 +369,13 @@ describe('createFaultProxy: lifecycle', () => {
     const before = count();
     const echo = await createEchoServer();
     const proxy = await createFaultProxy({ target: echo });
-    const sockets: Socket[] = [];
+    const clients: Client[] = [];
     for (let i = 0; i < 3; i++) {
-      const socket = connect(proxy.port, proxy.host);
-      socket.on('error', () => {});
-      sockets.push(socket);
-      await new Promise((resolve) => socket.once('connect', resolve));
+      const client = watch(connect(proxy.port, proxy.host));
+      clients.push(client);
+      await new Promise((resolve) => client.socket.once('connect', resolve));
     }
+    const sockets = clients.map((client) => client.socket);
     await sleep(20);
     proxy.latency(10_000);
     for (const socket of sockets) socket.write('pending');
@@ -363,12 +390,13 @@ describe('createFaultProxy: lifecycle', () => {
 
     await proxy.close();
     expect(proxy.connections).toHaveLength(0);
-    await Promise.all(
-      sockets.map((socket) => {
-        socket.destroy();
-        return new Promise((resolve) => (socket.closed ? resolve(undefined) : socket.once('close', resolve)));
-      }),
-    );
+    // Only the echo server's listener is left of ours, and no timer at all.
+    const afterProxy = count();
+    expect(afterProxy.TCPServerWrap).toBe((before.TCPServerWrap ?? 0) + 1);
+    expect(afterProxy.Timeout).toBe(before.Timeout);
+    for (const socket of sockets) socket.destroy();
+    // 'close' is emitted from the handle's close callback ('closed' turns true earlier).
+    await Promise.all(clients.map((client) => client.closed));
     await echo.close();
     expect(count()).toEqual(before);
   });
@@ -381,6 +409,17 @@ describe('createFaultProxy: lifecycle', () => {
     await first;
     const client = watch(connect(port, HOST));
     expect((await within(client.error, 2_000, 'ECONNREFUSED')).code).toBe('ECONNREFUSED');
+  });
+
+  it('close() after refuse() without heal() releases the old listener and its connections', async () => {
+    const before = process.getActiveResourcesInfo().filter((name) => name === 'TCPServerWrap').length;
+    const { proxy } = await echoProxy();
+    const { client } = await dial(proxy);
+    proxy.refuse();
+    await proxy.close();
+    await within(client.closed, 2_000, 'client close');
+    // The echo server is the one listener left.
+    expect(process.getActiveResourcesInfo().filter((name) => name === 'TCPServerWrap').length).toBe(before + 1);
   });
 
   it('rejects invalid options naming the option and the value', async () => {

@@ -42,7 +42,7 @@ describe('offline queue', () => {
     const port = await freePort();
     const sock = client({ port, offlineQueue: { maxBytes: 10, maxWrites: 3 }, reconnect: { minDelay: 1000 } });
     const errs: Record<string, string> = {};
-    const note = (k: string) => (err?: Error | null) => (errs[k] = err ? (err as { code: string }).code : 'ok');
+    const note = (k: string) => (err?: Error | null) => (errs[k] = err ? (err as unknown as { code: string }).code : 'ok');
     expect(sock.write('aaaa', note('a'))).toBe(true);
     expect(sock.write('bbbb', note('b'))).toBe(true);
     expect(sock.write('cccc', note('c'))).toBe(false);
@@ -171,7 +171,7 @@ describe('writes never reach the kernel are requeued: no loss, no duplicate', ()
     const got: Buffer[] = [];
     const next = await listen((s) => {
       const dec = codec.decoder();
-      s.on('data', (d) => dec.push(d, (fr) => got.push(Buffer.from(fr))));
+      s.on('data', (d) => dec.push(d, (fr: Buffer) => got.push(Buffer.from(fr))));
     }, port);
     cleanups.push(() => next.close());
     await waitFor(sock, 'connect', 3000);

@@ -246,11 +246,21 @@ export function listenOn(server: Server, host: string, port: number): Promise<nu
 }
 
 /** Closes the listener, destroys the sockets, and resolves when the server's handle and theirs are gone. */
-export function closeServer(server: Server, sockets: Iterable<Socket>): Promise<void> {
-  return new Promise((resolve) => {
+export async function closeServer(server: Server, sockets: Iterable<Socket>): Promise<void> {
+  await new Promise<void>((resolve) => {
     // 'close' fires only once the listener is closed and every accepted socket has closed.
     if (server.listening) server.close(() => resolve());
     else resolve();
     for (const socket of sockets) socket.destroy();
   });
+  await handlesReleased();
+}
+
+/**
+ * A server's 'close' is emitted on nextTick, before libuv has released its handle in the loop's closing phase.
+ * Two check phases apart, that closing phase has passed, so the handle no longer shows in getActiveResourcesInfo().
+ */
+export async function handlesReleased(): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
 }

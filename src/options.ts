@@ -1,0 +1,519 @@
+// Turns the options a user writes into the frozen ResolvedOptions the rest of resock reads: every value checked once,
+// defaults merged, heartbeat and keepalive gaps filled from detectWithin. Errors follow one convention: a TypeError
+// when the value has the wrong type or shape (including unknown and conflicting options), a RangeError when it has the
+// right type but an unacceptable value; both name the option path and echo the value.
+import {
+  deriveLiveness,
+  detectWithinMessage,
+  matchingUserTimeout,
+  MAX_DETECT_WITHIN,
+  MIN_DETECT_WITHIN,
+} from './detect.js';
+import { describeValue, invalidOption } from './errors.js';
+import type {
+  Endpoint,
+  FramingCodec,
+  JitterKind,
+  OnConnect,
+  ResilientSocketOptions,
+  ResolvedHeartbeat,
+  ResolvedKeepAlive,
+  ResolvedOfflineQueue,
+  ResolvedOptions,
+  ResolvedReconnect,
+} from './types.js';
+
+// 30 s: the derived keepalive probes after 12 s of quiet, well inside common middlebox idle timeouts (Azure LB 4 min,
+// AWS NLB 350 s) so it also keeps those flows alive, and a dead peer is found within half a minute.
+export const DEFAULT_DETECT_WITHIN = 30_000;
+
+// Node's setTimeout turns larger delays into 1 ms, so every duration that ends up in a timer stays at or below it.
+const TIMER_MAX = 2_147_483_647;
+
+type Bag = Record<string, unknown>;
+
+const TOP_KEYS = [
+  'host',
+  'port',
+  'path',
+  'endpoints',
+  'tls',
+  'connectTimeout',
+  'noDelay',
+  'onConnect',
+  'reconnect',
+  'offlineQueue',
+  'diagnose',
+  'heartbeat',
+  'keepAlive',
+  'framing',
+  'detectWithin',
+  'signal',
+] as const satisfies readonly (keyof ResilientSocketOptions)[];
+const ENDPOINT_KEYS = ['host', 'port', 'path'] as const;
+const RECONNECT_KEYS = [
+  'retries',
+  'minDelay',
+  'maxDelay',
+  'factor',
+  'jitter',
+  'maxElapsed',
+  'stableAfter',
+  'shouldReconnect',
+] as const;
+const QUEUE_KEYS = ['maxBytes', 'maxWrites', 'maxAge', 'overflow'] as const;
+const DIAGNOSE_KEYS = ['idleThreshold'] as const;
+const HEARTBEAT_KEYS = ['interval', 'timeout', 'ping', 'isPong'] as const;
+const KEEPALIVE_KEYS = ['idle', 'interval', 'count', 'userTimeout'] as const;
+const JITTERS: readonly JitterKind[] = ['full', 'equal', 'decorrelated', 'none'];
+const OVERFLOWS: readonly ResolvedOfflineQueue['overflow'][] = ['reject', 'drop-oldest'];
+// These would silently lose to the endpoint (transport.ts sets host/port/path last) or bypass dialing altogether.
+const TLS_FORBIDDEN = ['host', 'port', 'path', 'socket'] as const;
+
+/** Validates `input`, merges the defaults and returns a deeply frozen copy. Throws ERR_RESOCK_INVALID_OPTION. */
+export function resolveOptions(input: ResilientSocketOptions): ResolvedOptions {
+  const o = readObject(input, 'options', TOP_KEYS, 'a plain object', '');
+  const endpoints = resolveEndpoints(o);
+  const tls = resolveTls(own(o, 'tls'));
+  // 10 s: a SYN black hole otherwise waits out tcp_syn_retries (over 2 min); a TLS handshake over a slow path fits.
+  const connectTimeout = optional(own(o, 'connectTimeout'), 10_000, (v) =>
+    checkNumber(v, 'connectTimeout', { min: 1, max: TIMER_MAX }),
+  );
+  // true: resock's writes are small messages and pings; Nagle would hold one back behind an unacknowledged write.
+  const noDelay = optional(own(o, 'noDelay'), true, (v) => checkBoolean(v, 'noDelay'));
+  const onConnect = optionalFunction<OnConnect>(own(o, 'onConnect'), 'onConnect');
+  const reconnect = resolveReconnect(own(o, 'reconnect'));
+  const offlineQueue = resolveOfflineQueue(own(o, 'offlineQueue'));
+  const diagnose = resolveDiagnose(own(o, 'diagnose'));
+  const framing = resolveFraming(own(o, 'framing'));
+  const detectWithin = resolveDetectWithin(own(o, 'detectWithin'));
+  const derived = deriveLiveness(detectWithin ?? DEFAULT_DETECT_WITHIN);
+  const heartbeat = resolveHeartbeat(own(o, 'heartbeat'), derived.heartbeat, framing);
+  const keepAlive = resolveKeepAlive(own(o, 'keepAlive'), derived.keepAlive);
+  const signal = resolveSignal(own(o, 'signal'));
+  return Object.freeze({
+    endpoints,
+    tls,
+    connectTimeout,
+    noDelay,
+    onConnect,
+    reconnect,
+    offlineQueue,
+    diagnose,
+    heartbeat,
+    keepAlive,
+    framing,
+    detectWithin,
+    signal,
+  });
+}
+
+// ---- where to connect -----------------------------------------------------------------------------------------------
+
+function resolveEndpoints(o: Bag): readonly Endpoint[] {
+  const list = own(o, 'endpoints');
+  if (list === undefined) {
+    const single = endpointFrom(o, '');
+    if (single === undefined) {
+      throw invalidOption('type', 'port', 'one of port (with optional host), path or endpoints is required, got none');
+    }
+    return Object.freeze([single]);
+  }
+  const clash = ENDPOINT_KEYS.find((key) => own(o, key) !== undefined);
+  if (clash !== undefined) {
+    throw invalidOption(
+      'type',
+      clash,
+      `${clash} cannot be combined with endpoints (list every address in endpoints), ` +
+        `got ${clash} ${describeValue(own(o, clash))}`,
+    );
+  }
+  if (!Array.isArray(list)) {
+    throw invalidOption(
+      'type',
+      'endpoints',
+      `endpoints must be an array of {host, port} or {path}, got ${describeValue(list)}`,
+    );
+  }
+  if (list.length === 0) {
+    throw invalidOption('range', 'endpoints', 'endpoints must hold at least one endpoint, got an empty array');
+  }
+  // An index loop, not map(): map skips the holes of a sparse array and would keep them.
+  const resolved: Endpoint[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const path = `endpoints[${i}]`;
+    const entry: unknown = list[i];
+    const e = endpointFrom(readObject(entry, path, ENDPOINT_KEYS, 'an object {host, port} or {path}'), `${path}.`);
+    if (e === undefined) {
+      throw invalidOption('type', path, `${path} must have port (with optional host) or path, got an empty object`);
+    }
+    resolved.push(e);
+  }
+  return Object.freeze(resolved);
+}
+
+/** The endpoint described by host/port/path in `o`, or undefined when none of them is set. */
+function endpointFrom(o: Bag, prefix: string): Endpoint | undefined {
+  const host = own(o, 'host');
+  const port = own(o, 'port');
+  const path = own(o, 'path');
+  if (path !== undefined) {
+    const clash = host !== undefined ? 'host' : port !== undefined ? 'port' : undefined;
+    if (clash !== undefined) {
+      throw invalidOption(
+        'type',
+        `${prefix}${clash}`,
+        `${prefix}path cannot be combined with ${prefix}${clash}, ` +
+          `got ${prefix}${clash} ${describeValue(clash === 'host' ? host : port)}`,
+      );
+    }
+    return Object.freeze({ path: checkNonEmptyString(path, `${prefix}path`) });
+  }
+  if (port === undefined) {
+    if (host === undefined) return undefined;
+    throw invalidOption('type', `${prefix}port`, `${prefix}port is required with ${prefix}host, got undefined`);
+  }
+  // Port 0 means "any port" only when listening; a connection to it always fails.
+  const checkedPort = checkNumber(port, `${prefix}port`, { min: 1, max: 65_535 });
+  // 'localhost', like net.connect when only a port is given.
+  const checkedHost = host === undefined ? 'localhost' : checkNonEmptyString(host, `${prefix}host`);
+  return Object.freeze({ host: checkedHost, port: checkedPort });
+}
+
+function resolveTls(value: unknown): ResolvedOptions['tls'] {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) return Object.freeze({});
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalidOption('type', 'tls', `tls must be a boolean or tls.connect() options, got ${describeValue(value)}`);
+  }
+  const copy: Bag = { ...(value as Bag) };
+  for (const key of TLS_FORBIDDEN) {
+    if (copy[key] !== undefined) {
+      throw invalidOption(
+        'type',
+        `tls.${key}`,
+        `tls.${key} is not allowed: the address comes from host/port/path/endpoints, ` +
+          `got tls.${key} ${describeValue(copy[key])}`,
+      );
+    }
+  }
+  // Shallow: certificates and keys stay the caller's Buffers (typed arrays cannot be frozen).
+  return Object.freeze(copy);
+}
+
+// ---- reconnect, queue, diagnosis ------------------------------------------------------------------------------------
+
+function resolveReconnect(value: unknown): ResolvedReconnect | false {
+  if (value === false) return false;
+  const o = value === undefined ? {} : readObject(value, 'reconnect', RECONNECT_KEYS, 'false or an object');
+  // Infinity: a long-lived client keeps trying; maxElapsed or shouldReconnect bound it when that is wrong.
+  const retries = optional(own(o, 'retries'), Infinity, (v) =>
+    checkNumber(v, 'reconnect.retries', { min: 0, infinity: true }),
+  );
+  // 100 ms: a restarting peer is back quickly, yet a refused dial does not spin.
+  const minDelay = optional(own(o, 'minDelay'), 100, (v) =>
+    checkNumber(v, 'reconnect.minDelay', { min: 0, max: TIMER_MAX }),
+  );
+  // 30 s (or minDelay when larger): recovery is noticed within half a minute while a crowd of clients retries slowly.
+  const maxDelay = optional(own(o, 'maxDelay'), Math.max(30_000, minDelay), (v) => {
+    const n = checkNumber(v, 'reconnect.maxDelay', { min: 0, max: TIMER_MAX });
+    if (n < minDelay) {
+      const message = `reconnect.maxDelay must be >= reconnect.minDelay (${minDelay}), got ${n}`;
+      throw invalidOption('range', 'reconnect.maxDelay', message);
+    }
+    return n;
+  });
+  // 2: the classic doubling reaches maxDelay in a handful of attempts.
+  const factor = optional(own(o, 'factor'), 2, (v) =>
+    checkNumber(v, 'reconnect.factor', { min: 1, integer: false }),
+  );
+  // 'full': fewest calls in AWS's backoff simulation (796 vs 813 equal, 999 decorrelated).
+  const jitter = optional(own(o, 'jitter'), 'full' as JitterKind, (v) => checkOneOf(v, 'reconnect.jitter', JITTERS));
+  // Infinity: retries and shouldReconnect are the usual limits; a time budget is opt-in.
+  const maxElapsed = optional(own(o, 'maxElapsed'), Infinity, (v) =>
+    checkNumber(v, 'reconnect.maxElapsed', { min: 1, infinity: true }),
+  );
+  // 5 s: a server that accepts and then drops at once must not reset the backoff to minDelay on every accept.
+  const stableAfter = optional(own(o, 'stableAfter'), 5000, (v) =>
+    checkNumber(v, 'reconnect.stableAfter', { min: 0, max: TIMER_MAX }),
+  );
+  const shouldReconnect = optionalFunction<ResolvedReconnect['shouldReconnect']>(
+    own(o, 'shouldReconnect'),
+    'reconnect.shouldReconnect',
+  );
+  return Object.freeze({ retries, minDelay, maxDelay, factor, jitter, maxElapsed, stableAfter, shouldReconnect });
+}
+
+function resolveOfflineQueue(value: unknown): ResolvedOfflineQueue | false {
+  if (value === false) return false;
+  const o = value === undefined ? {} : readObject(value, 'offlineQueue', QUEUE_KEYS, 'false or an object');
+  // 4 MiB: seconds of typical message traffic survive an outage without letting memory grow unbounded.
+  const maxBytes = optional(own(o, 'maxBytes'), 4 * 1024 * 1024, (v) =>
+    checkNumber(v, 'offlineQueue.maxBytes', { min: 0 }),
+  );
+  // Infinity: maxBytes already bounds the memory; a count limit only matters for per-write costs.
+  const maxWrites = optional(own(o, 'maxWrites'), Infinity, (v) =>
+    checkNumber(v, 'offlineQueue.maxWrites', { min: 0, infinity: true }),
+  );
+  // Infinity: whether a late write is still worth sending is the application's call.
+  const maxAge = optional(own(o, 'maxAge'), Infinity, (v) =>
+    checkNumber(v, 'offlineQueue.maxAge', { min: 1, max: TIMER_MAX, infinity: true }),
+  );
+  // 'reject': the caller learns about the loss at the write that caused it, not later.
+  const overflow = optional(own(o, 'overflow'), 'reject' as ResolvedOfflineQueue['overflow'], (v) =>
+    checkOneOf(v, 'offlineQueue.overflow', OVERFLOWS),
+  );
+  return Object.freeze({ maxBytes, maxWrites, maxAge, overflow });
+}
+
+function resolveDiagnose(value: unknown): ResolvedOptions['diagnose'] {
+  const o = value === undefined ? {} : readObject(value, 'diagnose', DIAGNOSE_KEYS, 'an object');
+  // 30 s: a flow quiet for less rarely outlives a middlebox's idle timer, so a reset then is not blamed on one.
+  const idleThreshold = optional(own(o, 'idleThreshold'), 30_000, (v) =>
+    checkNumber(v, 'diagnose.idleThreshold', { min: 1 }),
+  );
+  return Object.freeze({ idleThreshold });
+}
+
+// ---- liveness -------------------------------------------------------------------------------------------------------
+
+function resolveDetectWithin(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number') throw invalidOption('type', 'detectWithin', detectWithinMessage(value));
+  if (!Number.isInteger(value) || value < MIN_DETECT_WITHIN || value > MAX_DETECT_WITHIN) {
+    throw invalidOption('range', 'detectWithin', detectWithinMessage(value));
+  }
+  return value;
+}
+
+function resolveHeartbeat(
+  value: unknown,
+  derived: { interval: number; timeout: number },
+  framing: FramingCodec | undefined,
+): ResolvedHeartbeat | false {
+  if (value === undefined || value === false) return false;
+  const o = readObject(value, 'heartbeat', HEARTBEAT_KEYS, 'false or an object with a ping');
+  const ping = resolvePing(own(o, 'ping'));
+  const interval = optional(own(o, 'interval'), derived.interval, (v) =>
+    checkNumber(v, 'heartbeat.interval', { min: 1, max: TIMER_MAX }),
+  );
+  const timeout = optional(own(o, 'timeout'), derived.timeout, (v) =>
+    checkNumber(v, 'heartbeat.timeout', { min: 1, max: TIMER_MAX }),
+  );
+  const isPong = optionalFunction<ResolvedHeartbeat['isPong']>(own(o, 'isPong'), 'heartbeat.isPong');
+  if (isPong !== undefined && framing === undefined) {
+    // Without framing there are no frames to recognise, so the function would never be called.
+    const message = 'heartbeat.isPong needs the framing option (it is called per frame), got no framing';
+    throw invalidOption('type', 'heartbeat.isPong', message);
+  }
+  return Object.freeze({ interval, timeout, ping, isPong });
+}
+
+function resolvePing(value: unknown): () => Buffer {
+  const what = 'a non-empty Buffer, a non-empty string or a function returning a Buffer';
+  if (typeof value === 'function') {
+    const make = value as () => unknown;
+    return () => checkPingResult(make());
+  }
+  if (typeof value === 'string' || value instanceof Uint8Array) {
+    if (value.length === 0) {
+      const empty = typeof value === 'string' ? 'string' : 'Buffer';
+      throw invalidOption('range', 'heartbeat.ping', `heartbeat.ping must be ${what}, got an empty ${empty}`);
+    }
+    // Copied once: the same bytes go out on every ping even if the caller reuses its buffer.
+    const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : Buffer.from(value);
+    return () => bytes;
+  }
+  throw invalidOption('type', 'heartbeat.ping', `heartbeat.ping must be ${what}, got ${describeValue(value)}`);
+}
+
+function checkPingResult(result: unknown): Buffer {
+  if (!(result instanceof Uint8Array)) {
+    const message = `heartbeat.ping() must return a Buffer, got ${describeValue(result)}`;
+    throw invalidOption('type', 'heartbeat.ping', message);
+  }
+  if (result.length === 0) {
+    const message = 'heartbeat.ping() must return a non-empty Buffer, got an empty Buffer';
+    throw invalidOption('range', 'heartbeat.ping', message);
+  }
+  return Buffer.isBuffer(result) ? result : Buffer.from(result.buffer, result.byteOffset, result.byteLength);
+}
+
+function resolveKeepAlive(value: unknown, derived: ResolvedKeepAlive): ResolvedKeepAlive | false {
+  if (value === false) return false;
+  if (value === undefined) return Object.freeze({ ...derived });
+  const o = readObject(value, 'keepAlive', KEEPALIVE_KEYS, 'false or an object (use {} for the derived settings)');
+  // setKeepAlive and TCP_KEEPINTVL take whole seconds, 1..32767: values are floored, so up to 32767999 ms is accepted.
+  const seconds = { min: 1000, max: 32_767_999, why: 'the kernel floors it to whole seconds, 1..32767' };
+  const idle = optional(own(o, 'idle'), derived.idle, (v) => checkNumber(v, 'keepAlive.idle', seconds));
+  const interval = optional(own(o, 'interval'), derived.interval, (v) => checkNumber(v, 'keepAlive.interval', seconds));
+  const count = optional(own(o, 'count'), derived.count, (v) =>
+    checkNumber(v, 'keepAlive.count', { min: 1, max: 127, why: "the kernel's TCP_KEEPCNT limit" }),
+  );
+  // Derived from the final idle/interval/count rather than taken from detectWithin: once TCP_USER_TIMEOUT is set Linux
+  // ignores TCP_KEEPCNT and aborts an idle connection after userTimeout instead, so a mismatch would override them.
+  const userTimeout = optional(own(o, 'userTimeout'), matchingUserTimeout(idle, interval, count), (v) =>
+    checkNumber(v, 'keepAlive.userTimeout', { min: 0, max: TIMER_MAX, why: '0 keeps the kernel default' }),
+  );
+  return Object.freeze({ idle, interval, count, userTimeout });
+}
+
+// ---- the rest -------------------------------------------------------------------------------------------------------
+
+function resolveFraming(value: unknown): FramingCodec | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null) {
+    const message = `framing must be a codec object {name, decoder, encode}, got ${describeValue(value)}`;
+    throw invalidOption('type', 'framing', message);
+  }
+  // Plain property reads: a codec may be a class instance with its methods on the prototype. It stays unfrozen.
+  const codec = value as Partial<Record<keyof FramingCodec, unknown>>;
+  if (typeof codec.name !== 'string' || codec.name.length === 0) {
+    const message = `framing.name must be a non-empty string, got ${describeValue(codec.name)}`;
+    throw invalidOption('type', 'framing.name', message);
+  }
+  checkFunction(codec.decoder, 'framing.decoder');
+  checkFunction(codec.encode, 'framing.encode');
+  return value as FramingCodec;
+}
+
+function resolveSignal(value: unknown): AbortSignal | undefined {
+  if (value === undefined || value instanceof AbortSignal) return value;
+  throw invalidOption('type', 'signal', `signal must be an AbortSignal, got ${describeValue(value)}`);
+}
+
+// ---- checks ---------------------------------------------------------------------------------------------------------
+
+function own(o: Bag, key: string): unknown {
+  return Object.hasOwn(o, key) ? o[key] : undefined;
+}
+
+/** `undefined` means "not given" everywhere, so spreading partial options never trips a check. */
+function optional<T>(value: unknown, fallback: T, check: (v: unknown) => T): T {
+  return value === undefined ? fallback : check(value);
+}
+
+// An object whose prototype is a root prototype: object literals, Object.create(null), and literals from another realm.
+function isPlainObject(value: unknown): value is Bag {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === null || Object.getPrototypeOf(proto) === null;
+}
+
+/** Checks that `value` is a plain object whose own keys are all in `known`; `prefix` is how its keys are named. */
+function readObject(
+  value: unknown,
+  path: string,
+  known: readonly string[],
+  expected: string,
+  prefix = `${path}.`,
+): Bag {
+  if (!isPlainObject(value)) {
+    throw invalidOption('type', path, `${path} must be ${expected}, got ${describeValue(value)}`);
+  }
+  for (const key of Object.keys(value)) {
+    if (known.includes(key)) continue;
+    const near = closest(key, known);
+    const hint =
+      near === undefined ? `; known options: ${known.join(', ')}` : ` (did you mean ${JSON.stringify(prefix + near)}?)`;
+    throw invalidOption('type', prefix + key, `unknown option ${JSON.stringify(prefix + key)}${hint}`);
+  }
+  return value;
+}
+
+interface NumberRule {
+  min: number;
+  max?: number;
+  /** Default true. */
+  integer?: boolean;
+  infinity?: boolean;
+  why?: string;
+}
+
+function describeRule(rule: NumberRule): string {
+  const integer = rule.integer !== false;
+  const kind = integer ? 'an integer' : 'a finite number';
+  const range = rule.max === undefined ? `${kind} >= ${rule.min}` : `${kind} in ${rule.min}..${rule.max}`;
+  return `${range}${rule.infinity ? ' or Infinity' : ''}${rule.why ? ` (${rule.why})` : ''}`;
+}
+
+function checkNumber(value: unknown, path: string, rule: NumberRule): number {
+  if (typeof value !== 'number') {
+    throw invalidOption('type', path, `${path} must be ${describeRule(rule)}, got ${describeValue(value)}`);
+  }
+  if (value === Infinity && rule.infinity) return value;
+  const wholeEnough = rule.integer === false ? Number.isFinite(value) : Number.isInteger(value);
+  if (!wholeEnough || value < rule.min || (rule.max !== undefined && value > rule.max)) {
+    throw invalidOption('range', path, `${path} must be ${describeRule(rule)}, got ${describeValue(value)}`);
+  }
+  return value;
+}
+
+function checkBoolean(value: unknown, path: string): boolean {
+  if (typeof value === 'boolean') return value;
+  throw invalidOption('type', path, `${path} must be a boolean, got ${describeValue(value)}`);
+}
+
+function checkNonEmptyString(value: unknown, path: string): string {
+  if (typeof value !== 'string') {
+    throw invalidOption('type', path, `${path} must be a non-empty string, got ${describeValue(value)}`);
+  }
+  if (value.length === 0) throw invalidOption('range', path, `${path} must be a non-empty string, got ""`);
+  return value;
+}
+
+function checkOneOf<T extends string>(value: unknown, path: string, allowed: readonly T[]): T {
+  if ((allowed as readonly unknown[]).includes(value)) return value as T;
+  const list = allowed.map((a) => JSON.stringify(a)).join(', ');
+  // A string outside the set is a value out of range; anything else is the wrong type.
+  const kind = typeof value === 'string' ? 'range' : 'type';
+  throw invalidOption(kind, path, `${path} must be one of ${list}, got ${describeValue(value)}`);
+}
+
+function checkFunction(value: unknown, path: string): void {
+  if (typeof value !== 'function') {
+    throw invalidOption('type', path, `${path} must be a function, got ${describeValue(value)}`);
+  }
+}
+
+function optionalFunction<T>(value: unknown, path: string): T | undefined {
+  if (value === undefined) return undefined;
+  checkFunction(value, path);
+  return value as T;
+}
+
+// ---- suggestions ----------------------------------------------------------------------------------------------------
+
+/** The known name nearest to `name` (case-insensitive, a transposition counts once), if near enough to be a typo. */
+function closest(name: string, known: readonly string[]): string | undefined {
+  // Long junk cannot be a typo of a short option name; skipping it also bounds the work.
+  if (name.length > 40) return undefined;
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of known) {
+    const d = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best !== undefined && bestDistance <= Math.max(1, Math.floor(best.length / 3)) ? best : undefined;
+}
+
+/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent transpositions. */
+function editDistance(a: string, b: string): number {
+  let before: number[] = [];
+  let previous: number[] = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current: number[] = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, before[j - 2]! + 1);
+      current.push(d);
+    }
+    before = previous;
+    previous = current;
+  }
+  return previous[b.length]!;
+}
