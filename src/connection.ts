@@ -89,7 +89,7 @@ export class Connection {
     this.#heartbeat = heartbeat
       ? new Heartbeat(heartbeat, {
           now,
-          sendPing: (ping) => this.#sendPing(ping),
+          sendPing: () => this.#sendPing(heartbeat.ping),
           onReply: (rtt) => {
             this.#confirmed = this.#pingMark;
             this.#host.onRtt(rtt);
@@ -153,9 +153,17 @@ export class Connection {
     };
   }
 
-  #sendPing(ping: Buffer): void {
+  #sendPing(makePing: () => Buffer): void {
+    let data: Buffer;
+    try {
+      const ping = makePing();
+      data = this.#framing ? this.#framing.encode(ping) : ping;
+    } catch (err) {
+      // A user's ping function that throws must not escape a timer: the connection cannot be kept alive without it.
+      this.fail(err as Error);
+      return;
+    }
     this.#pingMark = this.#userBytes;
-    const data = this.#framing ? this.#framing.encode(ping) : ping;
     this.write({ data, cb: undefined, at: 0, internal: true, requeued: false });
   }
 
@@ -303,7 +311,9 @@ function unsentBytes(socket: net.Socket): number {
 
 function settle(entry: WriteEntry): (err?: Error | null) => void {
   return (err) => {
-    if (err && entry.requeued) return;
+    // A requeued write completes on a later connection. Node reports the cancelled one here, even as a success
+    // when the socket was already destroyed, so its report is not the user's to see.
+    if (entry.requeued) return;
     entry.cb!(err);
   };
 }

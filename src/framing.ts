@@ -66,7 +66,7 @@ export function lengthPrefixed(opts?: LengthPrefixedOptions): FramingCodec {
 
 /** Decoders become unusable after their first throw: the stream position is lost and the connection is dropped. */
 abstract class Decoder implements FrameDecoder {
-  /** Pieces of the frame in progress, in order; their total is #pendingLength. */
+  /** Pieces of the frame in progress, in order; their total is pendingLength. */
   protected pending: Buffer[] = [];
   protected pendingLength = 0;
   #failure: unknown;
@@ -85,8 +85,7 @@ abstract class Decoder implements FrameDecoder {
     } catch (err) {
       // Also when onFrame threw: the rest of the chunk was not decoded, so later bytes would be misread.
       this.#failure = err ?? new Error('frame decoder failed');
-      this.pending = [];
-      this.pendingLength = 0;
+      this.clear();
       throw err;
     }
   }
@@ -97,6 +96,13 @@ abstract class Decoder implements FrameDecoder {
     return 0;
   }
 
+  /** Drops what is held: after a failure nothing buffered can become a frame. */
+  protected clear(): void {
+    this.pending = [];
+    this.pendingLength = 0;
+  }
+
+  // A view, not a copy: net.Socket hands out a fresh buffer per read (resock sets no reused `onread` buffer).
   protected hold(piece: Buffer): void {
     this.pending.push(piece);
     this.pendingLength += piece.length;
@@ -174,8 +180,9 @@ class LengthPrefixedDecoder extends Decoder {
     this.#prefix = Buffer.alloc(bytes);
   }
 
+  // A parsed prefix still counts: buffered is what the stream delivered that no frame has carried out yet.
   protected override extraBuffered(): number {
-    return this.#prefixFill;
+    return this.#expected >= 0 ? this.#bytes : this.#prefixFill;
   }
 
   protected decode(chunk: Buffer, onFrame: (frame: Buffer) => void): void {

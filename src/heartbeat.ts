@@ -4,8 +4,8 @@ import type { ResolvedHeartbeat } from './types.js';
 
 export interface HeartbeatHost {
   now(): number;
-  /** Writes one ping on the wire; `mark` is returned so the reply can confirm what was written before it. */
-  sendPing(ping: Buffer): void;
+  /** Writes one ping on the wire. */
+  sendPing(): void;
   onReply(rtt: number): void;
   /** Nothing arrived within `timeout` of a ping. */
   onTimeout(silentFor: number): void;
@@ -92,7 +92,7 @@ export class Heartbeat {
       return;
     }
     this.#pingAt = now;
-    this.#host.sendPing(this.#opts.ping());
+    this.#host.sendPing();
     if (!this.#stopped) this.#arm(timeout);
   };
 }

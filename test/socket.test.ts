@@ -292,7 +292,8 @@ describe('closing', () => {
   });
 
   it('close and abort leave no handle or timer behind', async () => {
-    const srv = await server();
+    // The server reads, so it sees our FIN and closes its side too.
+    const srv = await server((s) => s.resume());
     const port = await freePort();
     const baseline = activeResources();
     const a = connect({ port: srv.port, heartbeat: { ping: 'p', interval: 50, timeout: 50 }, offlineQueue: { maxAge: 10_000 } });
