@@ -181,7 +181,16 @@ export class Connection {
     } catch (err) {
       this.fail(err as Error);
     }
+    const listenerError = this.#listenerError;
+    if (listenerError !== undefined) {
+      this.#listenerError = undefined;
+      // A throwing 'message' listener is the application's bug, not the peer's: surface it the way a throwing
+      // 'data' listener would, after the decoder has consumed the chunk intact.
+      throw listenerError;
+    }
   };
+
+  #listenerError: unknown;
 
   #onFrame = (frame: Buffer): void => {
     if (this.#lost) return;
@@ -189,7 +198,11 @@ export class Connection {
       this.#heartbeat?.pong(now());
       return;
     }
-    this.#host.onMessage(frame);
+    try {
+      this.#host.onMessage(frame);
+    } catch (err) {
+      this.#listenerError ??= err;
+    }
   };
 
   #onDrain = (): void => {

@@ -2,6 +2,7 @@ export { ResilientSocket, connect } from './socket.js';
 export { lines, lengthPrefixed } from './framing.js';
 export { ResockError, type ResockErrorCode, type InvalidOptionError } from './errors.js';
 export { DEFAULT_DETECT_WITHIN } from './options.js';
+export { channels as diagnosticsChannels } from './diagnostics.js';
 export type { WriteCallback } from './queue.js';
 export type {
   CloseReason,

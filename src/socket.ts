@@ -6,6 +6,7 @@ import pRetry from 'p-retry';
 import { createBackoff } from './backoff.js';
 import { classify } from './classify.js';
 import { Connection, type ConnectionHost } from './connection.js';
+import { type ChannelName, channels } from './diagnostics.js';
 import { diagnose } from './diagnosis.js';
 import { ResockError } from './errors.js';
 import { applyKeepAlive } from './keepalive.js';
@@ -271,7 +272,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       delay = Math.max(0, Math.min(delay, rc.maxElapsed - (now() - this.#runFirstFailureAt)));
     }
     if (this.#life.state !== 'reconnecting') this.#life.to('reconnecting');
-    this.emit('reconnecting', { attempt: this.#attemptInRun + 1, delay, failure });
+    this.#publish('reconnecting', { attempt: this.#attemptInRun + 1, delay, failure });
     await sleep(delay, this.#closing.signal);
   }
 
@@ -282,7 +283,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     this.#attempts++;
     this.#attemptInRun++;
     if (this.#life.state !== 'connecting') this.#life.to('connecting');
-    this.emit('connecting', { attempt: this.#attemptInRun, endpoint });
+    this.#publish('connecting', { attempt: this.#attemptInRun, endpoint });
 
     const attempt = new AbortController();
     let phase: FailurePhase = 'connect';
@@ -345,7 +346,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       for (const e of entries) conn.write(e);
       socket.uncork();
     }
-    this.emit('connect', { attempt: this.#attemptInRun, endpoint, reconnected, downtime });
+    this.#publish('connect', { attempt: this.#attemptInRun, endpoint, reconnected, downtime });
   }
 
   /** Resolves once the connection has stayed open for stableAfter; rejects (through #host.onLost) if it drops sooner. */
@@ -504,9 +505,16 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     if (this.#runFirstFailureAt < 0) this.#runFirstFailureAt = now();
     // Rotate: the next attempt goes to the next endpoint.
     this.#endpointIndex++;
-    this.emit('failure', failure);
+    this.#publish('failure', failure);
     if (failure.kind === 'reset' || failure.kind === 'broken-pipe') this.emit('reset', failure);
     if (disconnect) this.emit('disconnect', failure);
+  }
+
+  /** Emits a lifecycle event and publishes it on its diagnostics channel. */
+  #publish<E extends ChannelName>(name: E, payload: Parameters<ResilientSocketEvents[E]>[0]): void {
+    const channel = channels[name];
+    if (channel.hasSubscribers) channel.publish({ socket: this, ...payload });
+    (this.emit as (event: E, arg: typeof payload) => boolean)(name, payload);
   }
 
   #enqueue(entry: WriteEntry): boolean {
@@ -555,7 +563,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     this.#queue?.dispose();
     this.options.signal?.removeEventListener('abort', this.#onAbort);
     const failure = this.#closeFailure;
-    this.emit('close', failure ? { reason: this.#closeReason, failure } : { reason: this.#closeReason });
+    this.#publish('close', failure ? { reason: this.#closeReason, failure } : { reason: this.#closeReason });
     this.#resolveClosed();
   }
 }
