@@ -2,6 +2,7 @@
 // writes not yet known to be in the kernel, the heartbeat and the frame decoder. It reports its end once, with what
 // became of the writes.
 import type net from 'node:net';
+import { codeError } from './errors.js';
 import { Heartbeat } from './heartbeat.js';
 import type { WriteEntry } from './queue.js';
 import type { FrameDecoder, FramingCodec, ResolvedHeartbeat, WriteAccount } from './types.js';
@@ -332,7 +333,8 @@ function settle(entry: WriteEntry): (err?: Error | null) => void {
 }
 
 function heartbeatTimeout(timeout: number, silentFor: number): Error {
-  return Object.assign(new Error(`no reply to heartbeat within ${timeout} ms (${Math.round(silentFor)} ms without inbound data)`), {
-    code: 'ERR_RESOCK_HEARTBEAT_TIMEOUT',
-  });
+  return codeError(
+    'ERR_RESOCK_HEARTBEAT_TIMEOUT',
+    `no reply to heartbeat within ${timeout} ms (${Math.round(silentFor)} ms without inbound data)`,
+  );
 }

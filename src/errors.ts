@@ -47,6 +47,14 @@ export function invalidOption(kind: 'type' | 'range', option: string, message: s
   return err;
 }
 
+/**
+ * A plain Error carrying a `code`, for failures resock detects itself (timeouts, FIN, heartbeat loss). They travel
+ * through classify() like the errno errors Node raises, so they keep the same shape.
+ */
+export function codeError(code: string, message: string): Error & { code: string } {
+  return Object.assign(new Error(message), { code });
+}
+
 /** Renders a value for an error message: strings quoted, functions and objects named by type. */
 export function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);

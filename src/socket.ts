@@ -4,11 +4,11 @@ import type net from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import pRetry from 'p-retry';
 import { createBackoff } from './backoff.js';
-import { classify } from './classify.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { type ChannelName, channels } from './diagnostics.js';
-import { diagnose } from './diagnosis.js';
-import { ResockError } from './errors.js';
+import { ResockError, codeError } from './errors.js';
+import { buildFailure } from './failure.js';
+import { handshake, sleep } from './handshake.js';
 import { applyKeepAlive } from './keepalive.js';
 import { resolveOptions } from './options.js';
 import { OfflineQueue, newEntry, rejectEntry, type WriteCallback, type WriteEntry } from './queue.js';
@@ -44,10 +44,6 @@ interface StableWait {
 }
 
 const now = (): number => performance.now();
-
-function codeError(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
-}
 
 export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   /** The resolved, frozen options. */
@@ -454,48 +450,14 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   }
 
   #failure(err: unknown, phase: FailurePhase, endpoint: Endpoint, conn: Connection | undefined): Failure {
-    const { kind, code, retryable } = classify(err, phase);
-    const ev = conn?.evidence();
-    const message = err instanceof Error ? err.message : String(err);
-    const hb = this.options.heartbeat;
-    const diagnosis = diagnose({
-      kind,
-      code,
-      phase,
-      idleThreshold: this.options.diagnose.idleThreshold,
-      connectTimeout: this.options.connectTimeout,
-      idleFor: ev?.idleFor,
-      quietBeforeLastWrite: ev?.quietBeforeLastWrite,
-      readSinceLastWrite: ev?.readSinceLastWrite,
-      connectionAge: ev?.connectionAge,
+    const history = {
+      attempt: this.#attemptInRun,
+      queuedBytes: this.#queue?.bytes ?? 0,
       everConnected: this.#everConnected,
       previousKind: this.#previousKind,
       earlyDrops: this.#earlyDrops,
-      heartbeatTimeout: hb ? hb.timeout : undefined,
-      message,
-    });
-    const failure: Failure = {
-      kind,
-      code,
-      message,
-      phase,
-      retryable,
-      endpoint,
-      attempt: this.#attemptInRun,
-      at: Date.now(),
-      bytesRead: ev?.bytesRead ?? 0,
-      bytesWritten: ev?.bytesWritten ?? 0,
-      queuedBytes: this.#queue?.bytes ?? 0,
-      diagnosis,
     };
-    if (ev !== undefined) {
-      failure.connectionAge = Math.round(ev.connectionAge);
-      failure.idleFor = Math.round(ev.idleFor);
-      if (ev.sinceLastWrite !== undefined) failure.sinceLastWrite = Math.round(ev.sinceLastWrite);
-      failure.writes = ev.writes;
-    }
-    if (err instanceof Error) failure.error = err;
-    return failure;
+    return buildFailure(err, phase, endpoint, conn?.evidence(), history, this.options);
   }
 
   #emitFailure(failure: Failure, disconnect: boolean): void {
@@ -579,56 +541,5 @@ function toBuffer(data: string | Uint8Array): Buffer {
   if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   throw Object.assign(new TypeError(`write() takes a string, Buffer or Uint8Array, got ${data === null ? 'null' : typeof data}`), {
     code: 'ERR_INVALID_ARG_TYPE',
-  });
-}
-
-/** Runs the user's handshake, raced against the socket dying and the attempt being cancelled. */
-function handshake(
-  socket: net.Socket,
-  onConnect: (socket: net.Socket, signal: AbortSignal) => void | Promise<void>,
-  signal: AbortSignal,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let done = false;
-    const finish = (err?: unknown): void => {
-      if (done) return;
-      done = true;
-      socket.off('error', onError);
-      socket.off('close', onClose);
-      signal.removeEventListener('abort', onAbort);
-      if (err === undefined) resolve();
-      else reject(err);
-    };
-    const onError = (err: Error): void => finish(err);
-    const onClose = (): void => finish(codeError('ERR_RESOCK_PEER_CLOSED', 'the peer closed the connection during the handshake'));
-    const onAbort = (): void => finish(signal.reason);
-    socket.once('error', onError);
-    socket.once('close', onClose);
-    signal.addEventListener('abort', onAbort, { once: true });
-    Promise.resolve()
-      .then(() => onConnect(socket, signal))
-      .then(
-        () => finish(),
-        (err: unknown) => finish(err ?? new Error('onConnect rejected')),
-      );
-  });
-}
-
-/** setTimeout as a promise that a signal cancels. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -1,6 +1,7 @@
 // The only file that creates raw sockets: TCP, TLS or IPC, chosen by the endpoint and the tls option.
 import net from 'node:net';
 import tls from 'node:tls';
+import { codeError } from './errors.js';
 import type { Endpoint } from './types.js';
 
 export function describeEndpoint(endpoint: Endpoint): string {
@@ -57,7 +58,7 @@ export function dial(
     };
     const onClose = (): void => {
       cleanup();
-      reject(Object.assign(new Error('connection closed before it was established'), { code: 'ECONNRESET' }));
+      reject(codeError('ECONNRESET', 'connection closed before it was established'));
     };
     const onAbort = (): void => {
       cleanup();

@@ -1,0 +1,55 @@
+// Pieces of one connection attempt that wait on something the user or the peer controls, each cancelled by a signal.
+import type net from 'node:net';
+import { codeError } from './errors.js';
+import type { OnConnect } from './types.js';
+
+/** Runs the user's handshake, raced against the socket dying and the attempt being cancelled. */
+export function handshake(
+  socket: net.Socket,
+  onConnect: OnConnect,
+  signal: AbortSignal,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (err?: unknown): void => {
+      if (done) return;
+      done = true;
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      signal.removeEventListener('abort', onAbort);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const onError = (err: Error): void => finish(err);
+    const onClose = (): void => finish(codeError('ERR_RESOCK_PEER_CLOSED', 'the peer closed the connection during the handshake'));
+    const onAbort = (): void => finish(signal.reason);
+    socket.once('error', onError);
+    socket.once('close', onClose);
+    signal.addEventListener('abort', onAbort, { once: true });
+    Promise.resolve()
+      .then(() => onConnect(socket, signal))
+      .then(
+        () => finish(),
+        (err: unknown) => finish(err ?? new Error('onConnect rejected')),
+      );
+  });
+}
+
+/** setTimeout as a promise that a signal cancels. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
