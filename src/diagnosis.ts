@@ -79,10 +79,10 @@ export function diagnose(ctx: DiagnosisContext): Diagnosis {
         'Check that both sides use the same framing and limits; raise framing maxLength if the frames are legitimate.',
       );
     case 'connect-timeout':
-      if (ctx.phase === 'handshake') {
+      if (ctx.phase === 'handshake' || ctx.code === 'ERR_RESOCK_HANDSHAKE_TIMEOUT') {
         return make(
           'peer-unresponsive',
-          `the peer accepted the connection but the handshake did not finish within ${formatDuration(ctx.connectTimeout)}.`,
+          `the peer accepted the connection but the ${ctx.phase === 'handshake' ? 'onConnect' : 'TLS'} handshake did not finish within ${formatDuration(ctx.connectTimeout)}.`,
           'The peer is overloaded or hung; check it, or raise connectTimeout if its handshake is slow.',
         );
       }

@@ -283,21 +283,24 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
 
     const attempt = new AbortController();
     let phase: FailurePhase = 'connect';
+    let tcpUp = false;
     const onClosing = (): void => attempt.abort(this.#closing.signal.reason);
     this.#closing.signal.addEventListener('abort', onClosing, { once: true });
     const timer = setTimeout(() => {
-      const what = phase === 'connect' ? 'connect' : 'onConnect handshake';
+      const stalled = phase === 'handshake' ? 'the onConnect handshake' : tcpUp ? 'the TLS handshake' : 'connect';
       attempt.abort(
         codeError(
-          phase === 'connect' ? 'ERR_RESOCK_CONNECT_TIMEOUT' : 'ERR_RESOCK_HANDSHAKE_TIMEOUT',
-          `${what} to ${describeEndpoint(endpoint)} did not finish within connectTimeout (${this.options.connectTimeout} ms)`,
+          phase === 'connect' && !tcpUp ? 'ERR_RESOCK_CONNECT_TIMEOUT' : 'ERR_RESOCK_HANDSHAKE_TIMEOUT',
+          `${stalled} to ${describeEndpoint(endpoint)} did not finish within connectTimeout (${this.options.connectTimeout} ms)`,
         ),
       );
     }, this.options.connectTimeout);
 
     let socket: net.Socket | undefined;
     try {
-      socket = await dial(endpoint, this.options.tls, this.options.noDelay, attempt.signal);
+      socket = await dial(endpoint, this.options.tls, this.options.noDelay, attempt.signal, () => {
+        tcpUp = true;
+      });
       this.#applyKeepAlive(socket, endpoint);
       const onConnect = this.options.onConnect;
       if (onConnect !== undefined) {
@@ -381,7 +384,11 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
 
   #applyKeepAlive(socket: net.Socket, endpoint: Endpoint): void {
     const ka = this.options.keepAlive;
-    if (ka === false || 'path' in endpoint) return;
+    if (ka === false) return;
+    if ('path' in endpoint) {
+      this.#keepAlive = { requested: ka, applied: false };
+      return;
+    }
     const { applied, problems } = applyKeepAlive(socket, ka);
     this.#keepAlive = { requested: ka, applied };
     if (problems.length > 0 && !this.#keepAliveWarned) {

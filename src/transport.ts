@@ -17,6 +17,7 @@ export function dial(
   tlsOptions: tls.ConnectionOptions | undefined,
   noDelay: boolean,
   signal: AbortSignal,
+  onTcpConnect?: () => void,
 ): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     let socket: net.Socket;
@@ -40,7 +41,10 @@ export function dial(
       return;
     }
 
+    // For TLS, knowing that TCP got through tells a stalled TLS handshake apart from a dropped SYN.
+    const onTcp = (): void => onTcpConnect?.();
     const cleanup = (): void => {
+      if (tlsOptions) socket.off('connect', onTcp);
       socket.off(readyEvent, onReady);
       socket.off('error', onError);
       socket.off('close', onClose);
@@ -68,6 +72,7 @@ export function dial(
       reject(signal.reason);
     };
 
+    if (tlsOptions) socket.once('connect', onTcp);
     socket.once(readyEvent, onReady);
     socket.once('error', onError);
     socket.once('close', onClose);

@@ -1,5 +1,4 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,32 +12,17 @@ import {
   type SockoptBackend,
 } from '../src/keepalive.js';
 import type { ResolvedKeepAlive } from '../src/types.js';
+import { certsUnavailable, testCerts, type TestCerts } from './support/certs.js';
 
 const tuned: ResolvedKeepAlive = { idle: 7000, interval: 3000, count: 4, userTimeout: 12000 };
 const isLinux = process.platform === 'linux';
-const hasOpenssl = spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;
 
 const servers: net.Server[] = [];
 const sockets: net.Socket[] = [];
 let dir: string;
-let cert: { key: Buffer; cert: Buffer } | undefined;
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'resock-keepalive-'));
-  if (!hasOpenssl) return;
-  const keyPath = join(dir, 'key.pem');
-  const certPath = join(dir, 'cert.pem');
-  const gen = spawnSync(
-    'openssl',
-    [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', keyPath, '-out', certPath, '-days', '1', '-subj', '/CN=localhost',
-    ],
-    { stdio: 'ignore', timeout: 20_000 },
-  );
-  // openssl is present, so a failure here is a broken test setup, not a reason to skip.
-  if (gen.status !== 0) throw new Error(`openssl could not make a test certificate (status ${gen.status})`);
-  cert = { key: readFileSync(keyPath), cert: readFileSync(certPath) };
 });
 
 afterEach(() => {
@@ -71,17 +55,17 @@ async function tcpPair(): Promise<{ client: net.Socket; server: net.Socket }> {
   return { client, server: await serverSide };
 }
 
-async function tlsPair(keys: { key: Buffer; cert: Buffer }): Promise<{ client: tls.TLSSocket; server: tls.TLSSocket }> {
+async function tlsPair(certs: TestCerts): Promise<{ client: tls.TLSSocket; server: tls.TLSSocket }> {
   let accepted!: (s: tls.TLSSocket) => void;
   const serverSide = new Promise<tls.TLSSocket>((resolve) => (accepted = resolve));
-  const server = tls.createServer(keys, (s) => {
+  const server = tls.createServer(certs.server, (s) => {
     sockets.push(s);
     accepted(s);
   });
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;
-  const client = tls.connect({ host: '127.0.0.1', port, ca: keys.cert, servername: 'localhost' });
+  const client = tls.connect({ host: '127.0.0.1', port, ca: certs.ca, servername: 'localhost' });
   sockets.push(client);
   await new Promise<void>((resolve, reject) => {
     client.once('secureConnect', resolve);
@@ -128,8 +112,8 @@ describe.skipIf(!isLinux)('applyKeepAlive on Linux', () => {
   });
 
   it('works on TLS sockets, client and server side', async (ctx) => {
-    if (!cert) return ctx.skip('no openssl CLI to make a self-signed certificate');
-    const { client, server } = await tlsPair(cert);
+    if (certsUnavailable !== undefined) return ctx.skip(certsUnavailable);
+    const { client, server } = await tlsPair(testCerts());
 
     expect(applyKeepAlive(client, tuned)).toEqual({ applied: allApplied, problems: [] });
     expect(readKeepAlive(client)).toEqual({ keepAlive: true, ...tuned });
