@@ -137,6 +137,14 @@ export function diagnose(ctx: DiagnosisContext): Diagnosis {
       );
     case 'reset':
     case 'broken-pipe': {
+      if (ctx.code === 'ECONNABORTED') {
+        // Linux reports ECONNABORTED only for an abort on this host, never for a RST from the peer.
+        return make(
+          'local-abort',
+          'the connection was aborted on this host (ECONNABORTED), not by the peer.',
+          'Something local killed the socket: an administrator (ss -K), a local firewall or conntrack flush, or the kernel under memory pressure.',
+        );
+      }
       if (ctx.earlyDrops >= 2) return rejected(ctx);
       const quiet = ctx.quietBeforeLastWrite;
       if (quiet !== undefined && quiet >= ctx.idleThreshold && ctx.readSinceLastWrite === false) {

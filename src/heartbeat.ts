@@ -59,6 +59,9 @@ export class Heartbeat {
   #replied(now: number): void {
     const rtt = now - this.#pingAt;
     this.#pingAt = -1;
+    // The timer still waits out the reply timeout; the next ping is due one interval from now, whichever is sooner.
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#arm(this.#opts.interval);
     this.#host.onReply(rtt);
   }
 

@@ -65,6 +65,10 @@ describe('diagnose', () => {
     expect(diagnose({ ...base, quietBeforeLastWrite: 40_000, readSinceLastWrite: true }).cause).toBe('peer-crashed');
   });
 
+  it('ECONNABORTED is a local abort (ss -K, local firewall), never blamed on the peer', () => {
+    expect(diagnose({ ...base, code: 'ECONNABORTED', quietBeforeLastWrite: 40_000, readSinceLastWrite: false }).cause).toBe('local-abort');
+  });
+
   it('EPIPE without a long quiet is a write after reset', () => {
     expect(diagnose({ ...base, kind: 'broken-pipe', code: 'EPIPE', quietBeforeLastWrite: 5 }).cause).toBe('write-after-reset');
   });

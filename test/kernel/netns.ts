@@ -205,7 +205,8 @@ export function koffiSupport(): Support {
 
 function errorText(err: unknown): string {
   const e = err as { stderr?: Buffer | string; message?: string };
-  const stderr = e.stderr === undefined ? '' : String(e.stderr).trim();
+  // execFileSync leaves stderr null when the command could not be started at all (ENOENT).
+  const stderr = e.stderr == null ? '' : String(e.stderr).trim();
   return stderr !== '' ? stderr : String(e.message ?? err);
 }
 
