@@ -43,6 +43,8 @@ const BY_CODE: Record<string, { kind: FailureKind; retryable: boolean }> = {
   ERR_RESOCK_FRAME_TOO_LONG: { kind: 'protocol', retryable: true },
   ERR_RESOCK_PROTOCOL: { kind: 'protocol', retryable: true },
   ERR_RESOCK_ABORTED: { kind: 'aborted', retryable: false },
+  // A user callback (a ping function) broke an option's contract: every new connection would fail the same way.
+  ERR_RESOCK_INVALID_OPTION: { kind: 'unknown', retryable: false },
   ABORT_ERR: { kind: 'aborted', retryable: false },
   EHOSTUNREACH: { kind: 'unreachable', retryable: true },
   ENETUNREACH: { kind: 'unreachable', retryable: true },

@@ -172,7 +172,7 @@ export class Connection {
     const t = now();
     this.#lastReadAt = t;
     this.#readSinceLastWrite = true;
-    if (this.#isPong === undefined) this.#heartbeat?.activity(t);
+    this.#heartbeat?.activity(t);
     if (this.#decoder === undefined) {
       this.#host.onData(chunk);
       return;

@@ -11,6 +11,8 @@ export interface HeartbeatHost {
   onTimeout(silentFor: number): void;
   /** Our own event loop was blocked: the timer fired `lateBy` ms late, so silence proves nothing yet. */
   onStall(lateBy: number): void;
+  /** Runs `fn` after pending I/O has been read. Default: setImmediate. Tests with fake timers pass their own. */
+  afterIo?(fn: () => void): void;
 }
 
 // A timer firing this much later than asked means our process stalled (GC, sync work), not that the peer went quiet.
@@ -21,6 +23,7 @@ export class Heartbeat {
   readonly #opts: ResolvedHeartbeat;
   readonly #host: HeartbeatHost;
   #timer: NodeJS.Timeout | undefined;
+  #judge: NodeJS.Immediate | undefined;
   #due = 0;
   #lastInbound: number;
   /** When the outstanding ping was sent; -1 when none is outstanding. */
@@ -34,16 +37,19 @@ export class Heartbeat {
     this.#arm(opts.interval);
   }
 
-  /** Inbound bytes that count as life (any bytes, unless replies are recognised by isPong). */
+  /**
+   * Inbound bytes: life, whatever they are, so a reply stuck behind a large frame on a slow path is not a dead peer.
+   * Without isPong they are also the reply to an outstanding ping.
+   */
   activity(now: number): void {
     this.#lastInbound = now;
-    if (this.#pingAt >= 0) this.#replied(now);
+    if (this.#opts.isPong === undefined && this.#pingAt >= 0 && !this.#stopped) this.#replied(now);
   }
 
-  /** A frame recognised as a reply by isPong. */
+  /** A frame recognised as a reply by isPong: measures the RTT and confirms what was written before the ping. */
   pong(now: number): void {
     this.#lastInbound = now;
-    if (this.#pingAt >= 0) this.#replied(now);
+    if (this.#pingAt >= 0 && !this.#stopped) this.#replied(now);
   }
 
   get waitingForReply(): boolean {
@@ -53,7 +59,26 @@ export class Heartbeat {
   stop(): void {
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#judge !== undefined) clearImmediate(this.#judge);
     this.#timer = undefined;
+    this.#judge = undefined;
+  }
+
+  #verdict = (): void => {
+    this.#judge = undefined;
+    if (this.#stopped || this.#pingAt < 0) return;
+    const now = this.#host.now();
+    if (this.#rearmIfHeard(now)) return;
+    this.#pingAt = -1;
+    this.#host.onTimeout(now - this.#lastInbound);
+  };
+
+  // With isPong, bytes that are not the pong still prove life: wait a full timeout from the last of them.
+  #rearmIfHeard(now: number): boolean {
+    const silentFor = now - Math.max(this.#pingAt, this.#lastInbound);
+    if (silentFor >= this.#opts.timeout) return false;
+    this.#arm(this.#opts.timeout - silentFor);
+    return true;
   }
 
   #replied(now: number): void {
@@ -85,8 +110,10 @@ export class Heartbeat {
         this.#arm(timeout);
         return;
       }
-      this.#pingAt = -1;
-      this.#host.onTimeout(now - this.#lastInbound);
+      if (this.#rearmIfHeard(now)) return;
+      // Timers run before the poll phase: a reply may be in the kernel, unread. Judge after one round of I/O.
+      if (this.#host.afterIo) this.#host.afterIo(this.#verdict);
+      else this.#judge = setImmediate(this.#verdict);
       return;
     }
     const quiet = now - this.#lastInbound;

@@ -63,6 +63,8 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
 
   #conn: Connection | undefined;
   #connEndpoint: Endpoint | undefined;
+  /** The attempt that opened the current connection: a failure on it belongs to that attempt. */
+  #connAttempt = 0;
   #running = false;
   #stable: StableWait | undefined;
   #endpointIndex = 0;
@@ -333,6 +335,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     const conn = new Connection(socket, this.#host, this.options.framing, this.options.heartbeat);
     this.#conn = conn;
     this.#connEndpoint = endpoint;
+    this.#connAttempt = this.#attemptInRun;
     this.#connects++;
     const reconnected = this.#everConnected;
     this.#everConnected = true;
@@ -458,7 +461,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
 
   #failure(err: unknown, phase: FailurePhase, endpoint: Endpoint, conn: Connection | undefined): Failure {
     const history = {
-      attempt: this.#attemptInRun,
+      attempt: conn === undefined ? this.#attemptInRun : this.#connAttempt,
       queuedBytes: this.#queue?.bytes ?? 0,
       everConnected: this.#everConnected,
       previousKind: this.#previousKind,
