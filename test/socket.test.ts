@@ -265,6 +265,8 @@ describe('reconnect', () => {
     const r = await waitFor(sock, 'reconnecting', 2000);
     expect(r.attempt).toBe(1);
     expect(r.delay).toBe(10);
+    // The failure belongs to the attempt that opened the lost connection.
+    expect(r.failure.attempt).toBe(1);
   });
 });
 
