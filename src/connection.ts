@@ -97,6 +97,7 @@ export class Connection {
           },
           onTimeout: (silentFor) => this.fail(heartbeatTimeout(heartbeat.timeout, silentFor)),
           onStall: (lateBy) => this.#host.onStall(lateBy),
+          backlogged: () => this.#backlogged(),
         })
       : undefined;
   }
@@ -166,13 +167,33 @@ export class Connection {
     }
     this.#pingMark = this.#userBytes;
     this.write({ data, cb: undefined, at: 0, internal: true, requeued: false });
+    this.#pingEnd = this.#wireBytes;
+    this.#progressSeen = this.#handedToKernel();
+  }
+
+  #pingEnd = 0;
+  #progressSeen = 0;
+
+  // Bytes of this connection that completed their way into the kernel. bytesWritten counts what Node still buffers
+  // and writableLength counts it too, so their difference only moves when a write completes.
+  #handedToKernel(): number {
+    return this.#wireBytes - this.socket.writableLength;
+  }
+
+  #backlogged(): boolean {
+    const handed = this.#handedToKernel();
+    const moved = handed !== this.#progressSeen;
+    this.#progressSeen = handed;
+    return handed < this.#pingEnd && moved;
   }
 
   #onData = (chunk: Buffer): void => {
     const t = now();
     this.#lastReadAt = t;
     this.#readSinceLastWrite = true;
-    this.#heartbeat?.activity(t);
+    // Without isPong any byte is life; with it only whole frames are (see #onFrame), so a peer trickling a frame that
+    // never completes cannot hold off the next ping.
+    if (this.#isPong === undefined) this.#heartbeat?.activity(t);
     if (this.#decoder === undefined) {
       this.#host.onData(chunk);
       return;
@@ -195,9 +216,13 @@ export class Connection {
 
   #onFrame = (frame: Buffer): void => {
     if (this.#lost) return;
-    if (this.#isPong !== undefined && this.#isPong(frame)) {
-      this.#heartbeat?.pong(now());
-      return;
+    if (this.#isPong !== undefined) {
+      const t = now();
+      if (this.#isPong(frame)) {
+        this.#heartbeat?.pong(t);
+        return;
+      }
+      this.#heartbeat?.activity(t);
     }
     try {
       this.#host.onMessage(frame);

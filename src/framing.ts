@@ -236,7 +236,7 @@ function tooLong(length: number, maxLength: number, what: string, qualifier = ''
 function readOptions(value: unknown, known: readonly string[], factory: string): Record<string, unknown> {
   if (value === undefined) return {};
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw invalidOption('type', 'framing', `${factory}() options must be an object, got ${describeValue(value)}`);
+    throw invalidOption('type', 'framing', `framing: ${factory}() options must be an object, got ${describeValue(value)}`);
   }
   for (const key of Object.keys(value)) {
     if (!known.includes(key)) {

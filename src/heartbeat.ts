@@ -11,6 +11,11 @@ export interface HeartbeatHost {
   onTimeout(silentFor: number): void;
   /** Our own event loop was blocked: the timer fired `lateBy` ms late, so silence proves nothing yet. */
   onStall(lateBy: number): void;
+  /**
+   * True while the ping has not reached the kernel yet but earlier bytes did since the last call: a backlog that drains,
+   * not a dead peer. Absent: never backlogged.
+   */
+  backlogged?(): boolean;
   /** Runs `fn` after pending I/O has been read. Default: setImmediate. Tests with fake timers pass their own. */
   afterIo?(fn: () => void): void;
 }
@@ -38,8 +43,8 @@ export class Heartbeat {
   }
 
   /**
-   * Inbound bytes: life, whatever they are, so a reply stuck behind a large frame on a slow path is not a dead peer.
-   * Without isPong they are also the reply to an outstanding ping.
+   * Inbound traffic: without isPong, any bytes (they are also the reply to an outstanding ping); with isPong, whole
+   * frames. It postpones the next ping; only a reply ends the wait for one.
    */
   activity(now: number): void {
     this.#lastInbound = now;
@@ -67,19 +72,9 @@ export class Heartbeat {
   #verdict = (): void => {
     this.#judge = undefined;
     if (this.#stopped || this.#pingAt < 0) return;
-    const now = this.#host.now();
-    if (this.#rearmIfHeard(now)) return;
     this.#pingAt = -1;
-    this.#host.onTimeout(now - this.#lastInbound);
+    this.#host.onTimeout(this.#host.now() - this.#lastInbound);
   };
-
-  // With isPong, bytes that are not the pong still prove life: wait a full timeout from the last of them.
-  #rearmIfHeard(now: number): boolean {
-    const silentFor = now - Math.max(this.#pingAt, this.#lastInbound);
-    if (silentFor >= this.#opts.timeout) return false;
-    this.#arm(this.#opts.timeout - silentFor);
-    return true;
-  }
 
   #replied(now: number): void {
     const rtt = now - this.#pingAt;
@@ -110,7 +105,12 @@ export class Heartbeat {
         this.#arm(timeout);
         return;
       }
-      if (this.#rearmIfHeard(now)) return;
+      if (this.#host.backlogged?.()) {
+        // The ping still waits behind our own data, and that data is moving: the path and the peer's kernel are alive,
+        // the wire is just slow. Keep waiting; once nothing moves, the timeout runs out.
+        this.#arm(timeout);
+        return;
+      }
       // Timers run before the poll phase: a reply may be in the kernel, unread. Judge after one round of I/O.
       if (this.#host.afterIo) this.#host.afterIo(this.#verdict);
       else this.#judge = setImmediate(this.#verdict);

@@ -44,10 +44,7 @@ export interface HeartbeatOptions {
   /** ms to wait for a reply (or any inbound byte) after a ping. */
   timeout?: number;
   ping: Buffer | string | (() => Buffer);
-  /**
-   * With framing: which inbound frames are replies to pings. They are not emitted as 'message', and only they measure
-   * the RTT and confirm writes; other inbound bytes still count as life.
-   */
+  /** With framing: which inbound frames are replies to pings. Only they end the wait for a reply; they are not emitted as 'message'. */
   isPong?: (frame: Buffer) => boolean;
 }
 

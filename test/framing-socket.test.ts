@@ -179,18 +179,19 @@ describe.each(codecs)('framing %s over a socket', (name, makeCodec) => {
 });
 
 describe('framing: heartbeat replies behind a large frame', () => {
-  // TCP delivers in order: a reply cannot overtake a large frame still arriving on a slow path. Bytes of that frame
-  // arriving are proof the peer is alive, as they are without isPong.
-  it('a reply queued behind a large inbound frame on a slow path is not a dead peer', async () => {
+  // TCP delivers in order: a pong cannot overtake a large frame on a slow path. With isPong only a pong is a reply, so
+  // heartbeat.timeout must exceed the time the largest frame takes; then the slow transfer is not a dead peer.
+  it('a reply queued behind a large inbound frame is not a dead peer when the timeout covers the frame time', async () => {
     const codec = lines();
     const proxy = await proxyTo(await framedHeartbeatServer(codec));
     const bytesPerSec = 64 * 1024;
     proxy.bandwidth(bytesPerSec);
-    const hb = { interval: 100, timeout: 300, ping: PING, isPong };
+    // About 0.75 s each way at this bandwidth; the ping waits behind the frame out and the pong behind its echo.
+    const big = 'y'.repeat(48 * 1024);
+    const frameMs = (big.length / bytesPerSec) * 1000;
+    const hb = { interval: 100, timeout: Math.ceil(3 * frameMs), ping: PING, isPong };
     const sock = client(proxy.port, { framing: codec, heartbeat: hb, reconnect: false });
     await waitFor(sock, 'connect', WAIT);
-    // Takes about 0.75 s each way at this bandwidth: longer than the timeout, though bytes flow all the while.
-    const big = 'y'.repeat(48 * 1024);
     const first = Promise.race([
       waitFor(sock, 'message', WAIT, (frame) => frame.length === big.length).then(() => 'message'),
       waitFor(sock, 'failure', WAIT).then((f) => `failure ${f.kind} (idleFor ${f.idleFor} ms)`),

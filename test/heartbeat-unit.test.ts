@@ -271,31 +271,62 @@ describe('Heartbeat: stop()', () => {
 describe('Heartbeat: with isPong', () => {
   const isPong = (f: Buffer): boolean => f.toString() === 'PONG';
 
-  it('other inbound bytes are life but not a reply: they postpone the timeout, only a pong measures the RTT', () => {
+  it('other inbound frames are not a reply: they neither end the wait nor postpone the timeout', () => {
     const { hb, calls } = start(100, 200, undefined, isPong);
     advance(100);
     expect(only(calls, 'ping')).toHaveLength(1);
     advance(150);
     hb.activity(now());
     expect(only(calls, 'reply')).toEqual([]);
-    // 200 ms after the ping the timeout would have fired, but bytes came in at 250: wait until 250 + 200.
-    advance(150);
-    expect(only(calls, 'timeout')).toEqual([]);
-    advance(49);
-    expect(only(calls, 'timeout')).toEqual([]);
+    advance(50);
+    expect(only(calls, 'timeout')).toEqual([{ what: 'timeout', arg: 50, at: 300 }]);
+  });
+
+  it('a pong measures the RTT from the ping', () => {
+    const { hb, calls } = start(100, 200, undefined, isPong);
+    advance(100);
+    advance(30);
     hb.pong(now());
-    expect(only(calls, 'reply')).toEqual([{ what: 'reply', arg: 349, at: 449 }]);
+    expect(only(calls, 'reply')).toEqual([{ what: 'reply', arg: 30, at: 130 }]);
     hb.stop();
   });
 
-  it('still fails a full timeout after the last inbound byte when no pong comes', () => {
+  it('frames postpone the next ping like any inbound traffic', () => {
     const { hb, calls } = start(100, 200, undefined, isPong);
-    advance(100);
-    advance(50);
+    advance(60);
     hb.activity(now());
-    advance(199);
+    advance(60);
+    expect(only(calls, 'ping')).toEqual([]);
+    advance(40);
+    expect(only(calls, 'ping')).toEqual([{ what: 'ping', at: 160 }]);
+    hb.stop();
+  });
+
+});
+
+describe('Heartbeat: a ping waiting behind our own backlog', () => {
+  it('keeps waiting while the backlog drains, and fails once nothing moves', () => {
+    let moving = true;
+    const calls: Call[] = [];
+    const hb = new Heartbeat(
+      { interval: 100, timeout: 200, ping: () => PING, isPong: undefined },
+      {
+        now,
+        sendPing: () => calls.push({ what: 'ping', at: now() }),
+        onReply: (rtt) => calls.push({ what: 'reply', arg: rtt, at: now() }),
+        onTimeout: (silentFor) => calls.push({ what: 'timeout', arg: silentFor, at: now() }),
+        onStall: (lateBy) => calls.push({ what: 'stall', arg: lateBy, at: now() }),
+        backlogged: () => moving,
+        afterIo: (fn) => fn(),
+      },
+    );
+    advance(100);
+    advance(200);
+    advance(200);
     expect(only(calls, 'timeout')).toEqual([]);
-    advance(1);
-    expect(only(calls, 'timeout')).toEqual([{ what: 'timeout', arg: 200, at: 350 }]);
+    moving = false;
+    advance(200);
+    expect(only(calls, 'timeout')).toEqual([{ what: 'timeout', arg: 700, at: 700 }]);
+    hb.stop();
   });
 });
