@@ -85,20 +85,33 @@ function cappedBase(attempt: number, min: number, cap: number, factor: number): 
 
 /** Stateful wrapper for the reconnect loop: counts attempts and remembers the previous delay. */
 export function createBackoff(opts: BackoffOptions, random: () => number = Math.random): Backoff {
-  let attempt = 0;
-  let previous = 0;
-  return {
-    next(): number {
-      attempt++;
-      previous = backoffDelay(attempt, opts, previous, random);
-      return previous;
-    },
-    reset(): void {
-      attempt = 0;
-      previous = 0;
-    },
-    get attempt(): number {
-      return attempt;
-    },
-  };
+  return new BackoffState(opts, random);
+}
+
+// A class rather than an object of closures: its methods live once on the prototype, not once per socket.
+class BackoffState implements Backoff {
+  readonly #opts: BackoffOptions;
+  readonly #random: () => number;
+  #attempt = 0;
+  #previous = 0;
+
+  constructor(opts: BackoffOptions, random: () => number) {
+    this.#opts = opts;
+    this.#random = random;
+  }
+
+  next(): number {
+    this.#attempt++;
+    this.#previous = backoffDelay(this.#attempt, this.#opts, this.#previous, this.#random);
+    return this.#previous;
+  }
+
+  reset(): void {
+    this.#attempt = 0;
+    this.#previous = 0;
+  }
+
+  get attempt(): number {
+    return this.#attempt;
+  }
 }

@@ -3,18 +3,23 @@
 // became of the writes.
 import type net from 'node:net';
 import { codeError } from './errors.js';
-import { Heartbeat } from './heartbeat.js';
+import { Heartbeat, type HeartbeatHost } from './heartbeat.js';
+import { TimerQueue } from './timer-queue.js';
 import type { WriteEntry } from './queue.js';
 import type { FrameDecoder, FramingCodec, ResolvedHeartbeat, WriteAccount } from './types.js';
 
-export interface ConnectionHost {
-  onData(chunk: Buffer): void;
-  onMessage(frame: Buffer): void;
-  onDrain(): void;
-  onRtt(rtt: number): void;
-  onStall(lateBy: number): void;
+/**
+ * What a connection reports to whoever owns it. One host object serves every connection of its kind and gets the owner
+ * passed in, so a connection costs no closures of its own.
+ */
+export interface ConnectionHost<O> {
+  onData(owner: O, chunk: Buffer): void;
+  onMessage(owner: O, frame: Buffer): void;
+  onDrain(owner: O): void;
+  onRtt(owner: O, rtt: number): void;
+  onStall(owner: O, lateBy: number): void;
   /** Called once. `err` is the low-level error, or undefined for a FIN from the peer. */
-  onLost(conn: Connection, err: unknown, requeue: WriteEntry[]): void;
+  onLost(owner: O, conn: Connection<O>, err: unknown, requeue: WriteEntry[]): void;
 }
 
 export interface LossEvidence {
@@ -34,72 +39,100 @@ interface StreamInternals {
   encrypted?: boolean;
 }
 
+/** Writes handed to the socket whose bytes may not have reached the kernel yet, oldest first from `head`. */
+interface Ledger {
+  entries: WriteEntry[];
+  head: number;
+  bytes: number;
+}
+
+/** What only a connection with framing has. */
+interface Framed {
+  readonly codec: FramingCodec;
+  readonly decoder: FrameDecoder;
+  /** The decoder's frame callback, bound once. */
+  readonly onFrame: (frame: Buffer) => void;
+  readonly isPong: ((frame: Buffer) => boolean) | undefined;
+  /** The first error a 'message' listener threw while the current chunk was decoded. */
+  listenerError: unknown;
+}
+
+// The socket's listeners are shared by every connection and find theirs through this property of the socket.
+const kConnection = Symbol('resock.connection');
+
+type OwnedSocket = net.Socket & { [kConnection]: Connection<unknown> };
+
 const now = (): number => performance.now();
 
-export class Connection {
+// Every connection's heartbeat timer, on one Node timer. Its clock is the one connections give their heartbeats.
+const heartbeatTimers = new TimerQueue({ now });
+
+export class Connection<O> implements HeartbeatHost {
   readonly socket: net.Socket;
   readonly openedAt: number;
-  readonly #host: ConnectionHost;
-  readonly #atomic: boolean;
+  readonly #host: ConnectionHost<O>;
+  readonly #owner: O;
+  /** The socket's own destroy(), which the hook installed by the constructor runs after taking its reading. */
+  readonly #destroy: net.Socket['destroy'];
   #lastReadAt: number;
   #lastWriteAt = -1;
-  #quietBeforeLastWrite: number | undefined;
+  // -1 until the first write. A number field rather than `number | undefined` so V8 updates it in place: a write
+  // then allocates nothing that outlives it.
+  #quietBeforeLastWrite = -1;
   #readSinceLastWrite = true;
 
-  // Ledger: writes handed to the socket whose bytes may not have reached the kernel yet, oldest first.
-  #ledger: WriteEntry[] = [];
-  #ledgerHead = 0;
-  #ledgerBytes = 0;
+  // Only while some write may not have reached the kernel: one the kernel takes whole at once (every ping on an idle
+  // connection) never enters it.
+  #ledger: Ledger | undefined;
   // User bytes accepted on this connection, and how many of them a heartbeat reply proved delivered.
   #userBytes = 0;
   #wireBytes = 0;
   #confirmed = 0;
   #pingMark = 0;
+  // Where the outstanding ping ends in the byte stream, and how far the stream had reached the kernel when last asked.
+  #pingEnd = 0;
+  #progressSeen = 0;
   #unsentAtDestroy: number | undefined;
 
-  readonly #decoder: FrameDecoder | undefined;
+  readonly #framed: Framed | undefined;
   readonly #heartbeat: Heartbeat | undefined;
-  readonly #isPong: ((frame: Buffer) => boolean) | undefined;
-  readonly #framing: FramingCodec | undefined;
   #lost = false;
-  #account: WriteAccount | undefined;
   #evidence: LossEvidence | undefined;
 
   constructor(
     socket: net.Socket,
-    host: ConnectionHost,
+    host: ConnectionHost<O>,
+    owner: O,
     framing: FramingCodec | undefined,
     heartbeat: ResolvedHeartbeat | false,
   ) {
     this.socket = socket;
     this.#host = host;
-    this.#framing = framing;
-    this.#atomic = framing !== undefined;
+    this.#owner = owner;
+    this.#destroy = socket.destroy;
     this.openedAt = now();
     this.#lastReadAt = this.openedAt;
-    this.#decoder = framing?.decoder();
-    this.#isPong = heartbeat && framing ? heartbeat.isPong : undefined;
+    if (framing !== undefined) {
+      this.#framed = {
+        codec: framing,
+        decoder: framing.decoder(),
+        onFrame: (frame) => this.#frame(frame),
+        isPong: heartbeat ? heartbeat.isPong : undefined,
+        listenerError: undefined,
+      };
+    }
 
-    this.#hookDestroy();
-    socket.on('data', this.#onData);
-    socket.on('end', this.#onEnd);
-    socket.on('error', this.#onError);
-    socket.on('close', this.#onClose);
-    socket.on('drain', this.#onDrain);
+    (socket as OwnedSocket)[kConnection] = this as Connection<unknown>;
+    // Every path that kills the socket (peer reset, write error, our own destroy) goes through destroy() while the
+    // handle still exists: the last moment libuv can say how much of the write in flight never reached the kernel.
+    socket.destroy = Connection.#hookedDestroy as net.Socket['destroy'];
+    socket.on('data', Connection.#onData);
+    socket.on('end', Connection.#onEnd);
+    socket.on('error', Connection.#onError);
+    socket.on('close', Connection.#onClose);
+    socket.on('drain', Connection.#onDrain);
 
-    this.#heartbeat = heartbeat
-      ? new Heartbeat(heartbeat, {
-          now,
-          sendPing: () => this.#sendPing(heartbeat.ping),
-          onReply: (rtt) => {
-            this.#confirmed = this.#pingMark;
-            this.#host.onRtt(rtt);
-          },
-          onTimeout: (silentFor) => this.fail(heartbeatTimeout(heartbeat.timeout, silentFor)),
-          onStall: (lateBy) => this.#host.onStall(lateBy),
-          backlogged: () => this.#backlogged(),
-        })
-      : undefined;
+    this.#heartbeat = heartbeat ? new Heartbeat(heartbeat, this, heartbeatTimers) : undefined;
   }
 
   /** False from the moment the socket is being torn down: later writes belong to the next connection. */
@@ -116,9 +149,13 @@ export class Connection {
     const size = entry.data.length;
     if (!entry.internal) this.#userBytes += size;
     this.#wireBytes += size;
-    this.#ledger.push(entry);
-    this.#ledgerBytes += size;
     const ok = entry.cb === undefined ? this.socket.write(entry.data) : this.socket.write(entry.data, settle(entry));
+    // Nothing Node still holds means this write and every earlier one reached the kernel: none needs a ledger entry.
+    if (this.socket.writableLength > 0) {
+      const ledger = (this.#ledger ??= { entries: [], head: 0, bytes: 0 });
+      ledger.entries.push(entry);
+      ledger.bytes += size;
+    }
     this.#prune();
     return ok;
   }
@@ -141,25 +178,37 @@ export class Connection {
   }
 
   evidence(): LossEvidence {
-    if (this.#evidence) return this.#evidence;
+    return (
+      this.#evidence ??
+      this.#measure({ confirmedBytes: this.#confirmed, unconfirmedBytes: this.#userBytes - this.#confirmed, requeuedBytes: 0 })
+    );
+  }
+
+  #measure(writes: WriteAccount): LossEvidence {
     const t = now();
     return {
       connectionAge: t - this.openedAt,
       idleFor: t - this.#lastReadAt,
       sinceLastWrite: this.#lastWriteAt < 0 ? undefined : t - this.#lastWriteAt,
-      quietBeforeLastWrite: this.#quietBeforeLastWrite,
+      quietBeforeLastWrite: this.#quietBeforeLastWrite < 0 ? undefined : this.#quietBeforeLastWrite,
       readSinceLastWrite: this.#readSinceLastWrite,
       bytesRead: this.socket.bytesRead,
       bytesWritten: this.#wireBytes - (this.#unsentAtDestroy ?? this.socket.writableLength),
-      writes: this.#account ?? { confirmedBytes: this.#confirmed, unconfirmedBytes: this.#userBytes - this.#confirmed, requeuedBytes: 0 },
+      writes,
     };
   }
 
-  #sendPing(makePing: () => Buffer): void {
+  // ---- HeartbeatHost: the connection is its heartbeat's host ------------------------------------------------------
+
+  now(): number {
+    return now();
+  }
+
+  sendPing(): void {
     let data: Buffer;
     try {
-      const ping = makePing();
-      data = this.#framing ? this.#framing.encode(ping) : ping;
+      const ping = this.#heartbeat!.options.ping();
+      data = this.#framed ? this.#framed.codec.encode(ping) : ping;
     } catch (err) {
       // A user's ping function that throws must not escape a timer: the connection cannot be kept alive without it.
       this.fail(err as Error);
@@ -171,8 +220,25 @@ export class Connection {
     this.#progressSeen = this.#handedToKernel();
   }
 
-  #pingEnd = 0;
-  #progressSeen = 0;
+  onReply(rtt: number): void {
+    this.#confirmed = this.#pingMark;
+    this.#host.onRtt(this.#owner, rtt);
+  }
+
+  onTimeout(silentFor: number): void {
+    this.fail(heartbeatTimeout(this.#heartbeat!.options.timeout, silentFor));
+  }
+
+  onStall(lateBy: number): void {
+    this.#host.onStall(this.#owner, lateBy);
+  }
+
+  backlogged(): boolean {
+    const handed = this.#handedToKernel();
+    const moved = handed !== this.#progressSeen;
+    this.#progressSeen = handed;
+    return handed < this.#pingEnd && moved;
+  }
 
   // Bytes of this connection that completed their way into the kernel. bytesWritten counts what Node still buffers
   // and writableLength counts it too, so their difference only moves when a write completes.
@@ -180,114 +246,110 @@ export class Connection {
     return this.#wireBytes - this.socket.writableLength;
   }
 
-  #backlogged(): boolean {
-    const handed = this.#handedToKernel();
-    const moved = handed !== this.#progressSeen;
-    this.#progressSeen = handed;
-    return handed < this.#pingEnd && moved;
+  // ---- the socket's events ----------------------------------------------------------------------------------------
+
+  // Node calls a listener with the socket as `this`. Static, so every socket shares one function per event.
+  static #onData(this: net.Socket, chunk: Buffer): void {
+    connectionOf(this).#data(chunk);
   }
 
-  #onData = (chunk: Buffer): void => {
+  static #onDrain(this: net.Socket): void {
+    const conn = connectionOf(this);
+    conn.#prune();
+    conn.#host.onDrain(conn.#owner);
+  }
+
+  static #onEnd(this: net.Socket): void {
+    // The peer sent FIN. Whatever we still write would meet a closed socket: take it back for the next connection.
+    connectionOf(this).#finish(undefined);
+  }
+
+  static #onError(this: net.Socket, err: Error): void {
+    connectionOf(this).#finish(err);
+  }
+
+  static #onClose(this: net.Socket): void {
+    connectionOf(this).#finish(undefined);
+    this.off('data', Connection.#onData);
+    this.off('end', Connection.#onEnd);
+    this.off('close', Connection.#onClose);
+    this.off('drain', Connection.#onDrain);
+    // 'error' stays: a destroyed socket emits no more errors, and a stray one must never become an uncaught exception.
+  }
+
+  static #hookedDestroy(this: net.Socket, err?: Error): net.Socket {
+    const conn = connectionOf(this);
+    if (conn.#unsentAtDestroy === undefined) conn.#unsentAtDestroy = unsentBytes(this);
+    return conn.#destroy.call(this, err);
+  }
+
+  #data(chunk: Buffer): void {
     const t = now();
     this.#lastReadAt = t;
     this.#readSinceLastWrite = true;
-    // Without isPong any byte is life; with it only whole frames are (see #onFrame), so a peer trickling a frame that
+    const framed = this.#framed;
+    // Without isPong any byte is life; with it only whole frames are (see #frame), so a peer trickling a frame that
     // never completes cannot hold off the next ping.
-    if (this.#isPong === undefined) this.#heartbeat?.activity(t);
-    if (this.#decoder === undefined) {
-      this.#host.onData(chunk);
+    if (framed?.isPong === undefined) this.#heartbeat?.activity(t);
+    if (framed === undefined) {
+      this.#host.onData(this.#owner, chunk);
       return;
     }
     try {
-      this.#decoder.push(chunk, this.#onFrame);
+      framed.decoder.push(chunk, framed.onFrame);
     } catch (err) {
       this.fail(err as Error);
     }
-    const listenerError = this.#listenerError;
+    const listenerError = framed.listenerError;
     if (listenerError !== undefined) {
-      this.#listenerError = undefined;
+      framed.listenerError = undefined;
       // A throwing 'message' listener is the application's bug, not the peer's: surface it the way a throwing
       // 'data' listener would, after the decoder has consumed the chunk intact.
       throw listenerError;
     }
-  };
+  }
 
-  #listenerError: unknown;
-
-  #onFrame = (frame: Buffer): void => {
+  #frame(frame: Buffer): void {
     if (this.#lost) return;
-    if (this.#isPong !== undefined) {
+    const framed = this.#framed!;
+    if (framed.isPong !== undefined) {
       const t = now();
-      if (this.#isPong(frame)) {
+      if (framed.isPong(frame)) {
         this.#heartbeat?.pong(t);
         return;
       }
       this.#heartbeat?.activity(t);
     }
     try {
-      this.#host.onMessage(frame);
+      this.#host.onMessage(this.#owner, frame);
     } catch (err) {
-      this.#listenerError ??= err;
+      framed.listenerError ??= err;
     }
-  };
-
-  #onDrain = (): void => {
-    this.#prune();
-    this.#host.onDrain();
-  };
-
-  #onEnd = (): void => {
-    // The peer sent FIN. Whatever we still write would meet a closed socket: take it back for the next connection.
-    this.#finish(undefined);
-  };
-
-  #onError = (err: Error): void => {
-    this.#finish(err);
-  };
-
-  #onClose = (): void => {
-    this.#finish(undefined);
-    const s = this.socket;
-    s.off('data', this.#onData);
-    s.off('end', this.#onEnd);
-    s.off('close', this.#onClose);
-    s.off('drain', this.#onDrain);
-    // 'error' stays: a destroyed socket emits no more errors, and a stray one must never become an uncaught exception.
-  };
+  }
 
   #finish(err: unknown): void {
     if (this.#lost) return;
     this.#lost = true;
     this.#heartbeat?.stop();
     if (!this.socket.destroyed) this.socket.destroy();
-    const requeue = this.#takeUnsent();
-    this.#evidence = this.evidence();
-    this.#host.onLost(this, err, requeue);
+    const { requeue, account } = this.#takeUnsent();
+    this.#evidence = this.#measure(account);
+    this.#host.onLost(this.#owner, this, err, requeue);
   }
 
-  // Every path that kills the socket (peer reset, write error, our own destroy) goes through destroy() while the handle
-  // still exists: the last moment libuv can say how much of the write in flight never reached the kernel.
-  #hookDestroy(): void {
-    const socket = this.socket;
-    const destroy = socket.destroy;
-    socket.destroy = (err?: Error): net.Socket => {
-      if (this.#unsentAtDestroy === undefined) this.#unsentAtDestroy = unsentBytes(socket);
-      return destroy.call(socket, err);
-    };
-  }
-
-  #takeUnsent(): WriteEntry[] {
+  #takeUnsent(): { requeue: WriteEntry[]; account: WriteAccount } {
     let unsent = this.#unsentAtDestroy ?? 0;
     const out: WriteEntry[] = [];
     let requeuedBytes = 0;
-    for (let i = this.#ledger.length - 1; i >= this.#ledgerHead && unsent > 0; i--) {
-      const e = this.#ledger[i]!;
+    const ledger = this.#ledger ?? { entries: [], head: 0, bytes: 0 };
+    for (let i = ledger.entries.length - 1; i >= ledger.head && unsent > 0; i--) {
+      const e = ledger.entries[i]!;
       const size = e.data.length;
       const tail = Math.min(size, unsent);
       unsent -= tail;
       if (e.internal) continue;
       e.requeued = true;
-      if (tail === size || this.#atomic) {
+      if (tail === size || this.#framed !== undefined) {
         // A frame cut in the middle never reached the peer whole: send it again whole.
         out.push({ data: e.data, cb: e.cb, at: e.at, internal: false, requeued: false });
         requeuedBytes += size;
@@ -297,40 +359,41 @@ export class Connection {
       }
     }
     out.reverse();
-    this.#ledger = [];
-    this.#ledgerHead = 0;
-    this.#ledgerBytes = 0;
+    this.#ledger = undefined;
     const confirmed = Math.min(this.#confirmed, this.#userBytes - requeuedBytes);
-    this.#account = {
+    const account = {
       confirmedBytes: confirmed,
       unconfirmedBytes: this.#userBytes - requeuedBytes - confirmed,
       requeuedBytes,
     };
-    return out;
+    return { requeue: out, account };
   }
 
   // Drops ledger entries the kernel certainly has: everything older than the bytes Node still holds.
   #prune(): void {
+    const ledger = this.#ledger;
+    if (ledger === undefined) return;
     const pending = this.socket.writableLength;
     if (pending === 0) {
-      if (this.#ledgerBytes > 0) {
-        this.#ledger = [];
-        this.#ledgerHead = 0;
-        this.#ledgerBytes = 0;
-      }
+      this.#ledger = undefined;
       return;
     }
-    while (this.#ledgerHead < this.#ledger.length) {
-      const size = this.#ledger[this.#ledgerHead]!.data.length;
-      if (this.#ledgerBytes - size < pending) break;
-      this.#ledger[this.#ledgerHead++] = undefined as unknown as WriteEntry;
-      this.#ledgerBytes -= size;
+    const entries = ledger.entries;
+    while (ledger.head < entries.length) {
+      const size = entries[ledger.head]!.data.length;
+      if (ledger.bytes - size < pending) break;
+      entries[ledger.head++] = undefined as unknown as WriteEntry;
+      ledger.bytes -= size;
     }
-    if (this.#ledgerHead > 1024 && this.#ledgerHead * 2 > this.#ledger.length) {
-      this.#ledger = this.#ledger.slice(this.#ledgerHead);
-      this.#ledgerHead = 0;
+    if (ledger.head > 1024 && ledger.head * 2 > entries.length) {
+      ledger.entries = entries.slice(ledger.head);
+      ledger.head = 0;
     }
   }
+}
+
+function connectionOf(socket: net.Socket): Connection<unknown> {
+  return (socket as OwnedSocket)[kConnection];
 }
 
 /**

@@ -1,9 +1,10 @@
 // Application-level heartbeat for one connection: ping after `interval` of inbound silence, fail after `timeout` without a
-// reply. One timer per connection, re-armed only when it fires; the data path just stores a timestamp.
+// reply. Its one timer is re-armed only when it fires or a reply comes; the data path just stores a timestamp. The timers
+// of many connections share one Node timer (TimerQueue).
+import { type Clock, type QueuedTimer, TimerQueue } from './timer-queue.js';
 import type { ResolvedHeartbeat } from './types.js';
 
-export interface HeartbeatHost {
-  now(): number;
+export interface HeartbeatHost extends Clock {
   /** Writes one ping on the wire. */
   sendPing(): void;
   onReply(rtt: number): void;
@@ -20,26 +21,37 @@ export interface HeartbeatHost {
   afterIo?(fn: () => void): void;
 }
 
+/** What a TimerQueue keeps per timer. The entry carries it, so arming a timer allocates nothing. */
 // A timer firing this much later than asked means our process stalled (GC, sync work), not that the peer went quiet.
 // Half the timeout keeps a real silence detected within timeout × 1.5 while ignoring stalls that would fake one.
 const stallThreshold = (timeout: number): number => Math.max(50, timeout / 2);
 
-export class Heartbeat {
+export class Heartbeat implements QueuedTimer {
   readonly #opts: ResolvedHeartbeat;
   readonly #host: HeartbeatHost;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #timers: TimerQueue;
+  due = 0;
+  slot = -1;
   #judge: NodeJS.Immediate | undefined;
-  #due = 0;
   #lastInbound: number;
   /** When the outstanding ping was sent; -1 when none is outstanding. */
   #pingAt = -1;
   #stopped = false;
 
-  constructor(opts: ResolvedHeartbeat, host: HeartbeatHost) {
+  /**
+   * `timers` must run on the host's clock. Connections share one queue; without it the heartbeat gets a queue of its
+   * own, that is, a Node timer of its own.
+   */
+  constructor(opts: ResolvedHeartbeat, host: HeartbeatHost, timers: TimerQueue = new TimerQueue(host)) {
     this.#opts = opts;
     this.#host = host;
+    this.#timers = timers;
     this.#lastInbound = host.now();
     this.#arm(opts.interval);
+  }
+
+  get options(): ResolvedHeartbeat {
+    return this.#opts;
   }
 
   /**
@@ -63,40 +75,16 @@ export class Heartbeat {
 
   stop(): void {
     this.#stopped = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timers.cancel(this);
     if (this.#judge !== undefined) clearImmediate(this.#judge);
-    this.#timer = undefined;
     this.#judge = undefined;
   }
 
-  #verdict = (): void => {
-    this.#judge = undefined;
-    if (this.#stopped || this.#pingAt < 0) return;
-    this.#pingAt = -1;
-    this.#host.onTimeout(this.#host.now() - this.#lastInbound);
-  };
-
-  #replied(now: number): void {
-    const rtt = now - this.#pingAt;
-    this.#pingAt = -1;
-    // The timer still waits out the reply timeout; the next ping is due one interval from now, whichever is sooner.
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#arm(this.#opts.interval);
-    this.#host.onReply(rtt);
-  }
-
-  #arm(delay: number): void {
-    this.#due = this.#host.now() + delay;
-    this.#timer = setTimeout(this.#fire, delay);
-    // A heartbeat alone must not keep a process alive; the socket does that.
-    this.#timer.unref();
-  }
-
-  #fire = (): void => {
-    this.#timer = undefined;
+  /** The timer: called by the queue. */
+  onDue(): void {
     if (this.#stopped) return;
     const now = this.#host.now();
-    const lateBy = now - this.#due;
+    const lateBy = now - this.due;
     const { interval, timeout } = this.#opts;
     if (this.#pingAt >= 0) {
       if (lateBy > stallThreshold(timeout)) {
@@ -112,8 +100,8 @@ export class Heartbeat {
         return;
       }
       // Timers run before the poll phase: a reply may be in the kernel, unread. Judge after one round of I/O.
-      if (this.#host.afterIo) this.#host.afterIo(this.#verdict);
-      else this.#judge = setImmediate(this.#verdict);
+      if (this.#host.afterIo) this.#host.afterIo(() => this.#verdict());
+      else this.#judge = setImmediate(Heartbeat.#onVerdict, this);
       return;
     }
     const quiet = now - this.#lastInbound;
@@ -124,5 +112,31 @@ export class Heartbeat {
     this.#pingAt = now;
     this.#host.sendPing();
     if (!this.#stopped) this.#arm(timeout);
-  };
+  }
+
+  // The immediate gets the heartbeat as its argument: one shared function rather than a closure per verdict.
+  static #onVerdict(hb: Heartbeat): void {
+    hb.#verdict();
+  }
+
+  #verdict(): void {
+    this.#judge = undefined;
+    if (this.#stopped || this.#pingAt < 0) return;
+    this.#pingAt = -1;
+    this.#host.onTimeout(this.#host.now() - this.#lastInbound);
+  }
+
+  #replied(now: number): void {
+    const rtt = now - this.#pingAt;
+    this.#pingAt = -1;
+    // The timer still waits out the reply timeout; the next ping is due one interval from now, whichever is sooner.
+    this.#arm(this.#opts.interval);
+    this.#host.onReply(rtt);
+  }
+
+  /** (Re)sets the timer to `delay` ms from now, replacing whatever it was waiting for. */
+  #arm(delay: number): void {
+    this.due = this.#host.now() + delay;
+    this.#timers.schedule(this);
+  }
 }

@@ -67,6 +67,7 @@ const HEARTBEAT_KEYS = ['interval', 'timeout', 'ping', 'isPong'] as const;
 const KEEPALIVE_KEYS = ['idle', 'interval', 'count', 'userTimeout'] as const;
 const JITTERS: readonly JitterKind[] = ['full', 'equal', 'decorrelated', 'none'];
 const OVERFLOWS: readonly ResolvedOfflineQueue['overflow'][] = ['reject', 'drop-oldest'];
+const NO_TLS_OPTIONS = Object.freeze({});
 // These would silently lose to the endpoint (transport.ts sets host/port/path last) or bypass dialing altogether.
 const TLS_FORBIDDEN = ['host', 'port', 'path', 'socket'] as const;
 
@@ -91,21 +92,84 @@ export function resolveOptions(input: ResilientSocketOptions): ResolvedOptions {
   const heartbeat = resolveHeartbeat(own(o, 'heartbeat'), derived.heartbeat, framing);
   const keepAlive = resolveKeepAlive(own(o, 'keepAlive'), derived.keepAlive);
   const signal = resolveSignal(own(o, 'signal'));
-  return Object.freeze({
-    endpoints,
-    tls,
-    connectTimeout,
-    noDelay,
-    onConnect,
-    reconnect,
-    offlineQueue,
-    diagnose,
-    heartbeat,
-    keepAlive,
-    framing,
-    detectWithin,
-    signal,
-  });
+  return shared.options.dedupe(
+    Object.freeze({
+      endpoints: shared.endpoints.dedupe(endpoints, sameEndpoints),
+      tls: tls === undefined ? undefined : shared.tls.dedupe(tls),
+      connectTimeout,
+      noDelay,
+      onConnect,
+      reconnect: reconnect === false ? false : shared.reconnect.dedupe(reconnect),
+      offlineQueue: offlineQueue === false ? false : shared.offlineQueue.dedupe(offlineQueue),
+      diagnose: shared.diagnose.dedupe(diagnose),
+      heartbeat: heartbeat === false ? false : shared.heartbeat.dedupe(heartbeat, sameHeartbeat),
+      keepAlive: keepAlive === false ? false : shared.keepAlive.dedupe(keepAlive),
+      framing,
+      detectWithin,
+      signal,
+    }),
+  );
+}
+
+// ---- sharing between sockets ----------------------------------------------------------------------------------------
+
+// Thousands of sockets are often made from equal options, and a resolved section is deeply frozen, so equal sections
+// can be one object: that saves about a kilobyte per socket. Each kind keeps only the last value it handed out, and
+// only weakly, so nothing is kept alive for a later call once the sockets using it are gone.
+class LastValue<T extends object> {
+  #last: WeakRef<T> | undefined;
+
+  /** The value handed out last if it equals `fresh`, otherwise `fresh` (which becomes the last). */
+  dedupe(fresh: T, equal: (a: T, b: T) => boolean = shallowEqual): T {
+    const last = this.#last?.deref();
+    if (last !== undefined && equal(last, fresh)) return last;
+    this.#last = new WeakRef(fresh);
+    return fresh;
+  }
+}
+
+const shared = {
+  options: new LastValue<ResolvedOptions>(),
+  endpoints: new LastValue<readonly Endpoint[]>(),
+  tls: new LastValue<NonNullable<ResolvedOptions['tls']>>(),
+  reconnect: new LastValue<ResolvedReconnect>(),
+  offlineQueue: new LastValue<ResolvedOfflineQueue>(),
+  diagnose: new LastValue<ResolvedOptions['diagnose']>(),
+  heartbeat: new LastValue<ResolvedHeartbeat>(),
+  keepAlive: new LastValue<ResolvedKeepAlive>(),
+};
+
+/** Same own enumerable keys holding identical values: for frozen objects of primitives and shared references. */
+function shallowEqual(a: object, b: object): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const key of keys) {
+    if (!Object.hasOwn(b, key) || !Object.is((a as Bag)[key], (b as Bag)[key])) return false;
+  }
+  return true;
+}
+
+function sameEndpoints(a: readonly Endpoint[], b: readonly Endpoint[]): boolean {
+  return a.length === b.length && a.every((e, i) => shallowEqual(e, b[i]!));
+}
+
+function sameHeartbeat(a: ResolvedHeartbeat, b: ResolvedHeartbeat): boolean {
+  return (
+    a.interval === b.interval &&
+    a.timeout === b.timeout &&
+    a.isPong === b.isPong &&
+    samePing(pingSources.get(a.ping), pingSources.get(b.ping))
+  );
+}
+
+// What each resolved ping function sends: the user's string, a copy of their bytes, or their function. Each resolution
+// makes a new function, so two heartbeats are only comparable through what their pings were made from.
+const pingSources = new WeakMap<() => Buffer, string | Buffer | (() => unknown)>();
+
+function samePing(a: string | Buffer | (() => unknown) | undefined, b: typeof a): boolean {
+  if (a === undefined || b === undefined) return false;
+  if (Buffer.isBuffer(a) && Buffer.isBuffer(b)) return a.equals(b);
+  return a === b;
 }
 
 // ---- where to connect -----------------------------------------------------------------------------------------------
@@ -182,7 +246,7 @@ function endpointFrom(o: Bag, prefix: string): Endpoint | undefined {
 
 function resolveTls(value: unknown): ResolvedOptions['tls'] {
   if (value === undefined || value === false) return undefined;
-  if (value === true) return Object.freeze({});
+  if (value === true) return NO_TLS_OPTIONS;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw invalidOption('type', 'tls', `tls must be a boolean or tls.connect() options, got ${describeValue(value)}`);
   }
@@ -313,7 +377,9 @@ function resolvePing(value: unknown): () => Buffer {
   const what = 'a non-empty Buffer, a non-empty string or a function returning a Buffer';
   if (typeof value === 'function') {
     const make = value as () => unknown;
-    return () => checkPingResult(make());
+    const ping = (): Buffer => checkPingResult(make());
+    pingSources.set(ping, make);
+    return ping;
   }
   if (typeof value === 'string' || value instanceof Uint8Array) {
     if (value.length === 0) {
@@ -322,7 +388,9 @@ function resolvePing(value: unknown): () => Buffer {
     }
     // Copied once: the same bytes go out on every ping even if the caller reuses its buffer.
     const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : Buffer.from(value);
-    return () => bytes;
+    const ping = (): Buffer => bytes;
+    pingSources.set(ping, typeof value === 'string' ? value : bytes);
+    return ping;
   }
   throw invalidOption('type', 'heartbeat.ping', `heartbeat.ping must be ${what}, got ${describeValue(value)}`);
 }

@@ -3,7 +3,7 @@
 import type net from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import pRetry from 'p-retry';
-import { createBackoff } from './backoff.js';
+import { type Backoff, createBackoff } from './backoff.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { type ChannelName, channels } from './diagnostics.js';
 import { ResockError, codeError } from './errors.js';
@@ -12,7 +12,7 @@ import { handshake, sleep } from './handshake.js';
 import { applyKeepAlive } from './keepalive.js';
 import { resolveOptions } from './options.js';
 import { OfflineQueue, newEntry, rejectEntry, type WriteCallback, type WriteEntry } from './queue.js';
-import { Lifecycle } from './state.js';
+import { isTerminal, transition } from './state.js';
 import { describeEndpoint, dial } from './transport.js';
 import type {
   CloseReason,
@@ -20,7 +20,6 @@ import type {
   Failure,
   FailureKind,
   FailurePhase,
-  KeepAliveReport,
   ResilientSocketEvents,
   ResilientSocketOptions,
   ResolvedOptions,
@@ -38,10 +37,46 @@ class FailureError extends Error {
   }
 }
 
-interface StableWait {
-  timer: NodeJS.Timeout;
+/**
+ * A run of attempts: from the first dial, or the loss of a stable connection, until a connection stays open for
+ * stableAfter. A connection lost sooner is one more failure of the same run. The next run starts afresh, so this
+ * exists only during a run.
+ */
+interface Run {
+  /** Attempts made in this run. */
+  attempt: number;
+  retriesUsed: number;
+  /** When the run's first failure happened; -1 before it. */
+  firstFailureAt: number;
+  previousKind: FailureKind | undefined;
+  earlyDrops: number;
+  backoff: Backoff | undefined;
+  /** Fires once the newest connection has been open for stableAfter; set only until then. */
+  stable: NodeJS.Timeout | undefined;
+}
+
+/** Exists from the moment the socket starts closing. */
+interface Closing {
+  reason: CloseReason;
+  cause: Error | undefined;
+  failure: Failure | undefined;
+  /** 'close' was emitted. */
+  emitted: boolean;
+  /** What close() returns, made on first request: most sockets are closed without anyone awaiting it. */
+  promise: Promise<void> | undefined;
+  resolve: (() => void) | undefined;
+}
+
+interface ReadyWaiter {
+  resolve(): void;
   reject(err: Error): void;
 }
+
+// What keepalive.ts reported as applied, one bit per setting; NOT_APPLIED when nothing was tried (IPC, keepAlive off,
+// no connection yet). A number rather than a report object per socket: stats() builds the object when asked.
+const KEEPALIVE_BITS = { idle: 1, interval: 2, count: 4, userTimeout: 8 } as const;
+const KEEPALIVE_KEYS = Object.keys(KEEPALIVE_BITS) as (keyof typeof KEEPALIVE_BITS)[];
+const NOT_APPLIED = -1;
 
 const now = (): number => performance.now();
 
@@ -49,59 +84,72 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   /** The resolved, frozen options. */
   readonly options: ResolvedOptions;
 
-  readonly #life = new Lifecycle();
-  readonly #queue: OfflineQueue | undefined;
-  readonly #backoff;
-  // Aborted once, when the socket starts closing: cancels dials, handshakes, backoff sleeps and the retry loop.
-  readonly #closing = new AbortController();
-  #closeReason: CloseReason = 'closed';
-  #closeCause: Error | undefined;
-  #closeFailure: Failure | undefined;
-  #closeEmitted = false;
-  readonly #closed: Promise<void>;
-  #resolveClosed!: () => void;
+  // Many fields below are created only when first needed: an open, stable connection is the common case, and a
+  // process may hold tens of thousands of them.
+  #state: SocketState = 'idle';
+  /** Only while writes wait in it. */
+  #queue: OfflineQueue | undefined;
+  #run: Run | undefined;
+  // Aborted when the socket starts closing: cancels the dial loop's dials, handshakes, backoff sleeps and retries. One
+  // per loop, set exactly while a loop runs, which makes it the guard that only one runs at a time.
+  #loopAborter: AbortController | undefined;
+  /** Only when a signal was given. */
+  readonly #onAbort: (() => void) | undefined;
+  #closing: Closing | undefined;
+  #readyWaiters: ReadyWaiter[] | undefined;
 
-  #conn: Connection | undefined;
+  #conn: Connection<ResilientSocket> | undefined;
   #connEndpoint: Endpoint | undefined;
   /** The attempt that opened the current connection: a failure on it belongs to that attempt. */
   #connAttempt = 0;
-  #running = false;
-  #stable: StableWait | undefined;
   #endpointIndex = 0;
 
   // Counters and evidence across connections.
   #attempts = 0;
-  #attemptInRun = 0;
-  #retriesUsed = 0;
-  #runFirstFailureAt = -1;
   #connects = 0;
-  #failures: Partial<Record<FailureKind, number>> = {};
+  #failures: Partial<Record<FailureKind, number>> | undefined;
   #lastFailure: Failure | undefined;
-  #previousKind: FailureKind | undefined;
-  #earlyDrops = 0;
-  #everConnected = false;
   #lostAt = -1;
   #bytesReadBefore = 0;
   #bytesWrittenBefore = 0;
-  #rtt: number | undefined;
-  #keepAlive: KeepAliveReport;
+  // -1 until the first reply. A number field rather than `number | undefined` so V8 updates it in place and a
+  // heartbeat reply allocates nothing that outlives it.
+  #rtt = -1;
+  #keepAliveApplied: number = NOT_APPLIED;
   #keepAliveWarned = false;
 
   constructor(options: ResilientSocketOptions) {
     super();
     this.options = resolveOptions(options);
-    const { offlineQueue, reconnect, keepAlive, signal } = this.options;
-    this.#queue = offlineQueue ? new OfflineQueue(offlineQueue) : undefined;
-    this.#backoff = createBackoff(reconnect || { minDelay: 0, maxDelay: 0, factor: 1, jitter: 'none' });
-    this.#keepAlive = { requested: keepAlive, applied: false };
-    this.#closed = new Promise((resolve) => {
-      this.#resolveClosed = resolve;
-    });
-    signal?.addEventListener('abort', this.#onAbort, { once: true });
+    const signal = this.options.signal;
+    if (signal !== undefined) {
+      this.#onAbort = () => this.#abort(signal);
+      signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
   }
 
   get state(): SocketState {
-    return this.#life.state;
+    return this.#state;
+  }
+
+  #to(next: SocketState): void {
+    this.#state = transition(this.#state, next);
+  }
+
+  get #terminal(): boolean {
+    return isTerminal(this.#state);
+  }
+
+  #runState(): Run {
+    return (this.#run ??= {
+      attempt: 0,
+      retriesUsed: 0,
+      firstFailureAt: -1,
+      previousKind: undefined,
+      earlyDrops: 0,
+      backoff: undefined,
+      stable: undefined,
+    });
   }
 
   /** The current raw socket, or null between connections. Writing to it directly bypasses resock's accounting. */
@@ -111,13 +159,14 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
 
   /** Starts connecting. Calling it again has no effect. */
   connect(): this {
-    if (this.#life.state !== 'idle') return this;
-    if (this.options.signal?.aborted) {
-      this.#onAbort();
+    if (this.#state !== 'idle') return this;
+    const signal = this.options.signal;
+    if (signal?.aborted) {
+      this.#abort(signal);
       return this;
     }
-    this.#life.to('connecting');
-    void this.#run(undefined);
+    this.#to('connecting');
+    void this.#loop(undefined);
     return this;
   }
 
@@ -131,7 +180,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     const framing = this.options.framing;
     if (framing !== undefined) buf = framing.encode(buf);
     const conn = this.#conn;
-    if (conn !== undefined && conn.writable && this.#life.state === 'open') {
+    if (conn !== undefined && conn.writable && this.#state === 'open') {
       return conn.write(newEntry(buf, cb, 0));
     }
     return this.#enqueue(newEntry(buf, cb, now()));
@@ -154,20 +203,13 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
 
   /** Resolves when the socket is open; rejects if it closes first. Does not start connecting by itself. */
   ready(): Promise<void> {
-    const state = this.#life.state;
+    const state = this.#state;
     if (state === 'open') return Promise.resolve();
-    if (this.#life.terminal) return Promise.reject(new ResockError('ERR_RESOCK_CLOSED', `socket is ${state}`));
+    if (this.#terminal) return Promise.reject(new ResockError('ERR_RESOCK_CLOSED', `socket is ${state}`));
+    // Kept apart from the event listeners: removing a listener deletes a key of eventemitter3's listener table, which
+    // turns it into a slow dictionary several hundred bytes larger, for the socket's whole life.
     return new Promise((resolve, reject) => {
-      const onConnect = (): void => {
-        this.off('close', onClose);
-        resolve();
-      };
-      const onClose = (info: { reason: CloseReason; failure?: Failure }): void => {
-        this.off('connect', onConnect);
-        reject(new ResockError('ERR_RESOCK_CLOSED', `socket closed (${info.reason}) before it was open`, { cause: info.failure?.error }));
-      };
-      this.once('connect', onConnect);
-      this.once('close', onClose);
+      (this.#readyWaiters ??= []).push({ resolve, reject });
     });
   }
 
@@ -183,19 +225,19 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
    * Writes still in the offline queue are rejected with ERR_RESOCK_CLOSED.
    */
   close(): Promise<void> {
-    const state = this.#life.state;
-    if (state === 'closed' || state === 'closing') return this.#closed;
+    const state = this.#state;
+    if (state === 'closed' || state === 'closing') return this.#whenClosed();
     this.#beginClose('closed', undefined);
     const conn = this.#conn;
     if (conn !== undefined && conn.writable) {
       conn.end();
       const timer = setTimeout(() => conn.destroy(), this.options.connectTimeout);
       timer.unref();
-      this.#closed.then(() => clearTimeout(timer), undefined);
+      this.#whenClosed().then(() => clearTimeout(timer), undefined);
     } else {
       this.#finishClose();
     }
-    return this.#closed;
+    return this.#whenClosed();
   }
 
   /** Closes at once. Writes not yet handed to the kernel are rejected with ERR_RESOCK_CLOSED (cause: `err`). */
@@ -206,7 +248,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   stats(): SocketStats {
     const conn = this.#conn;
     return {
-      state: this.#life.state,
+      state: this.#state,
       attempts: this.#attempts,
       connects: this.#connects,
       failures: { ...this.#failures },
@@ -215,79 +257,88 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       queuedBytes: this.#queue?.bytes ?? 0,
       queuedWrites: this.#queue?.length ?? 0,
       lastFailure: this.#lastFailure,
-      rtt: this.#rtt,
-      keepAlive: this.#keepAlive,
+      rtt: this.#rtt < 0 ? undefined : this.#rtt,
+      keepAlive: this.#keepAliveReport(),
     };
   }
 
   // ---- reconnect loop -------------------------------------------------------------------------------------------
 
-  /** One run: dial until a connection stays open for stableAfter, or give up. Only one run exists at a time. */
-  async #run(initial: Failure | undefined): Promise<void> {
-    if (this.#running) return;
-    this.#running = true;
+  /**
+   * Dials until a connection opens, or gives up. Only one loop runs at a time. `initial` is the failure that ended the
+   * last connection: the loop waits out its backoff first.
+   */
+  async #loop(initial: Failure | undefined): Promise<void> {
+    if (this.#loopAborter !== undefined) return;
+    const aborter = new AbortController();
+    this.#loopAborter = aborter;
+    const signal = aborter.signal;
     // Let the caller attach listeners before the first event.
     await undefined;
     try {
-      if (initial !== undefined) await this.#pause(initial);
-      await pRetry(() => this.#attempt(), {
+      if (initial !== undefined) await this.#pause(initial, signal);
+      await pRetry(() => this.#attempt(signal), {
         retries: Number.POSITIVE_INFINITY,
         minTimeout: 0,
         maxTimeout: 0,
-        signal: this.#closing.signal,
+        signal,
         onFailedAttempt: async ({ error }) => {
           const failure = (error as FailureError).failure;
           if (failure === undefined || !this.#mayRetry(failure)) throw error;
-          await this.#pause(failure);
+          await this.#pause(failure, signal);
         },
       });
     } catch (err) {
-      if (!this.#life.terminal) {
+      if (!this.#terminal) {
         const failure = (err as FailureError).failure;
         this.#closeNow(failure?.retryable === false ? 'fatal' : 'gave-up', undefined, failure);
       }
     } finally {
-      this.#running = false;
+      this.#loopAborter = undefined;
     }
   }
 
   #mayRetry(failure: Failure): boolean {
     const rc = this.options.reconnect;
-    if (rc === false || !failure.retryable || this.#life.terminal) return false;
-    if (this.#retriesUsed >= rc.retries) return false;
-    if (this.#runFirstFailureAt >= 0 && now() - this.#runFirstFailureAt >= rc.maxElapsed) return false;
+    if (rc === false || !failure.retryable || this.#terminal) return false;
+    const run = this.#run;
+    if ((run?.retriesUsed ?? 0) >= rc.retries) return false;
+    const firstFailureAt = run?.firstFailureAt ?? -1;
+    if (firstFailureAt >= 0 && now() - firstFailureAt >= rc.maxElapsed) return false;
     if (rc.shouldReconnect !== undefined && !rc.shouldReconnect(failure)) return false;
     return true;
   }
 
   /** Waits out the backoff before the next attempt. */
-  async #pause(failure: Failure): Promise<void> {
+  async #pause(failure: Failure, signal: AbortSignal): Promise<void> {
     const rc = this.options.reconnect;
     if (rc === false) return;
-    this.#retriesUsed++;
-    let delay = this.#backoff.next();
-    if (rc.maxElapsed !== Number.POSITIVE_INFINITY && this.#runFirstFailureAt >= 0) {
-      delay = Math.max(0, Math.min(delay, rc.maxElapsed - (now() - this.#runFirstFailureAt)));
+    const run = this.#runState();
+    run.retriesUsed++;
+    let delay = (run.backoff ??= createBackoff(rc)).next();
+    if (rc.maxElapsed !== Number.POSITIVE_INFINITY && run.firstFailureAt >= 0) {
+      delay = Math.max(0, Math.min(delay, rc.maxElapsed - (now() - run.firstFailureAt)));
     }
-    if (this.#life.state !== 'reconnecting') this.#life.to('reconnecting');
-    this.#publish('reconnecting', { attempt: this.#attemptInRun + 1, delay, failure });
-    await sleep(delay, this.#closing.signal);
+    if (this.#state !== 'reconnecting') this.#to('reconnecting');
+    this.#publish('reconnecting', { attempt: run.attempt + 1, delay, failure });
+    await sleep(delay, signal);
   }
 
-  async #attempt(): Promise<void> {
-    if (this.#life.terminal) throw this.#closing.signal.reason;
+  async #attempt(loopSignal: AbortSignal): Promise<void> {
+    if (this.#terminal) throw loopSignal.reason;
     const endpoints = this.options.endpoints;
     const endpoint = endpoints[this.#endpointIndex % endpoints.length]!;
     this.#attempts++;
-    this.#attemptInRun++;
-    if (this.#life.state !== 'connecting') this.#life.to('connecting');
-    this.#publish('connecting', { attempt: this.#attemptInRun, endpoint });
+    const run = this.#runState();
+    run.attempt++;
+    if (this.#state !== 'connecting') this.#to('connecting');
+    this.#publish('connecting', { attempt: run.attempt, endpoint });
 
     const attempt = new AbortController();
     let phase: FailurePhase = 'connect';
     let tcpUp = false;
-    const onClosing = (): void => attempt.abort(this.#closing.signal.reason);
-    this.#closing.signal.addEventListener('abort', onClosing, { once: true });
+    const onClosing = (): void => attempt.abort(loopSignal.reason);
+    loopSignal.addEventListener('abort', onClosing, { once: true });
     const timer = setTimeout(() => {
       const stalled = phase === 'handshake' ? 'the onConnect handshake' : tcpUp ? 'the TLS handshake' : 'connect';
       attempt.abort(
@@ -314,118 +365,133 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       throw this.#connectFailed(err, phase, endpoint);
     } finally {
       clearTimeout(timer);
-      this.#closing.signal.removeEventListener('abort', onClosing);
+      loopSignal.removeEventListener('abort', onClosing);
     }
-    if (this.#life.terminal) {
+    if (this.#terminal) {
       socket.destroy();
-      throw this.#closing.signal.reason;
+      throw loopSignal.reason;
     }
     this.#open(socket, endpoint);
-    return this.#waitStable();
+    this.#watchStability();
   }
 
   #connectFailed(err: unknown, phase: FailurePhase, endpoint: Endpoint): Error {
-    if (this.#life.terminal) return err instanceof Error ? err : new Error(String(err));
+    if (this.#terminal) return err instanceof Error ? err : new Error(String(err));
     const failure = this.#failure(err, phase, endpoint, undefined);
     this.#emitFailure(failure, false);
     return new FailureError(failure);
   }
 
   #open(socket: net.Socket, endpoint: Endpoint): void {
-    const conn = new Connection(socket, this.#host, this.options.framing, this.options.heartbeat);
+    const conn = new Connection(socket, ResilientSocket.#connectionHost, this, this.options.framing, this.options.heartbeat);
     this.#conn = conn;
     this.#connEndpoint = endpoint;
-    this.#connAttempt = this.#attemptInRun;
+    const attempt = this.#runState().attempt;
+    this.#connAttempt = attempt;
     this.#connects++;
-    const reconnected = this.#everConnected;
-    this.#everConnected = true;
+    const reconnected = this.#connects > 1;
     const downtime = this.#lostAt < 0 ? 0 : now() - this.#lostAt;
-    this.#life.to('open');
+    this.#to('open');
     const queue = this.#queue;
-    if (queue !== undefined && queue.length > 0) {
+    if (queue !== undefined) {
+      this.#queue = undefined;
       const entries = queue.takeAll(now());
       socket.cork();
       for (const e of entries) conn.write(e);
       socket.uncork();
     }
-    this.#publish('connect', { attempt: this.#attemptInRun, endpoint, reconnected, downtime });
+    const waiters = this.#readyWaiters;
+    this.#readyWaiters = undefined;
+    if (waiters !== undefined) for (const w of waiters) w.resolve();
+    this.#publish('connect', { attempt, endpoint, reconnected, downtime });
   }
 
-  /** Resolves once the connection has stayed open for stableAfter; rejects (through #host.onLost) if it drops sooner. */
-  #waitStable(): Promise<void> {
+  /**
+   * Ends the run once the new connection has stayed open for stableAfter. Only a timer waits for that, not the dial
+   * loop: whatever the loop held would otherwise live as long, into the heap's old generation, for every connection.
+   */
+  #watchStability(): void {
     const rc = this.options.reconnect;
     if (rc === false || rc.stableAfter === 0) {
       this.#becameStable();
-      return Promise.resolve();
+      return;
     }
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#stable = undefined;
-        this.#becameStable();
-        resolve();
-      }, rc.stableAfter);
-      timer.unref();
-      this.#stable = {
-        timer,
-        reject: (err) => {
-          clearTimeout(timer);
-          this.#stable = undefined;
-          reject(err);
-        },
-      };
-    });
+    const run = this.#runState();
+    run.stable = setTimeout(ResilientSocket.#onStable, rc.stableAfter, this, run);
+    run.stable.unref();
+  }
+
+  static #onStable(socket: ResilientSocket, run: Run): void {
+    run.stable = undefined;
+    if (socket.#run === run) socket.#becameStable();
+  }
+
+  #stopWatchingStability(): void {
+    const run = this.#run;
+    if (run?.stable === undefined) return;
+    clearTimeout(run.stable);
+    run.stable = undefined;
   }
 
   #becameStable(): void {
-    this.#earlyDrops = 0;
-    this.#previousKind = undefined;
-    this.#retriesUsed = 0;
-    this.#attemptInRun = 0;
-    this.#runFirstFailureAt = -1;
-    this.#backoff.reset();
+    // Attempt counts, backoff and the early-drop evidence all start afresh with the next run.
+    this.#run = undefined;
   }
 
   #applyKeepAlive(socket: net.Socket, endpoint: Endpoint): void {
     const ka = this.options.keepAlive;
     if (ka === false) return;
     if ('path' in endpoint) {
-      this.#keepAlive = { requested: ka, applied: false };
+      this.#keepAliveApplied = NOT_APPLIED;
       return;
     }
     const { applied, problems } = applyKeepAlive(socket, ka);
-    this.#keepAlive = { requested: ka, applied };
+    let bits = 0;
+    for (const key of KEEPALIVE_KEYS) if (applied[key]) bits |= KEEPALIVE_BITS[key];
+    this.#keepAliveApplied = bits;
     if (problems.length > 0 && !this.#keepAliveWarned) {
       this.#keepAliveWarned = true;
       this.emit('warning', { code: 'KEEPALIVE_NOT_APPLIED', message: `keepAlive partly applied: ${problems.join('; ')}` });
     }
   }
 
+  #keepAliveReport(): SocketStats['keepAlive'] {
+    const requested = this.options.keepAlive;
+    const bits = this.#keepAliveApplied;
+    if (requested === false || bits === NOT_APPLIED) return { requested, applied: false };
+    const applied = { idle: false, interval: false, count: false, userTimeout: false };
+    for (const key of KEEPALIVE_KEYS) applied[key] = (bits & KEEPALIVE_BITS[key]) !== 0;
+    return { requested, applied };
+  }
+
   // ---- what a connection reports --------------------------------------------------------------------------------
 
-  readonly #host: ConnectionHost = {
-    onData: (chunk) => {
-      this.emit('data', chunk);
+  // One host for every connection, with the socket passed in: no socket carries a set of closures of its own. Being
+  // inside the class body, it may reach each socket's private state.
+  static readonly #connectionHost: ConnectionHost<ResilientSocket> = {
+    onData: (owner, chunk) => {
+      owner.emit('data', chunk);
     },
-    onMessage: (frame) => {
-      this.emit('message', frame);
+    onMessage: (owner, frame) => {
+      owner.emit('message', frame);
     },
-    onDrain: () => {
-      this.emit('drain');
+    onDrain: (owner) => {
+      owner.emit('drain');
     },
-    onRtt: (rtt) => {
-      this.#rtt = rtt;
-      this.emit('heartbeat', { rtt });
+    onRtt: (owner, rtt) => {
+      owner.#rtt = rtt;
+      owner.emit('heartbeat', { rtt });
     },
-    onStall: (lateBy) => {
-      this.emit('warning', {
+    onStall: (owner, lateBy) => {
+      owner.emit('warning', {
         code: 'EVENT_LOOP_STALL',
         message: `heartbeat timer fired ${Math.round(lateBy)} ms late: this process's event loop was blocked, so the peer is not blamed yet`,
       });
     },
-    onLost: (conn, err, requeue) => this.#connectionLost(conn, err, requeue),
+    onLost: (owner, conn, err, requeue) => owner.#connectionLost(conn, err, requeue),
   };
 
-  #connectionLost(conn: Connection, err: unknown, requeue: WriteEntry[]): void {
+  #connectionLost(conn: Connection<ResilientSocket>, err: unknown, requeue: WriteEntry[]): void {
     if (conn !== this.#conn) return;
     this.#conn = undefined;
     const endpoint = this.#connEndpoint!;
@@ -434,47 +500,52 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     this.#bytesWrittenBefore += evidence.bytesWritten;
     this.#lostAt = now();
 
-    if (this.#life.terminal) {
-      for (const e of requeue) rejectEntry(e, 'ERR_RESOCK_CLOSED', 'socket closed before the write was sent', this.#closeCause);
+    if (this.#terminal) {
+      for (const e of requeue) rejectEntry(e, 'ERR_RESOCK_CLOSED', 'socket closed before the write was sent', this.#closing?.cause);
       this.#finishClose();
       return;
     }
-    if (this.#queue !== undefined) this.#queue.requeue(requeue);
-    else for (const e of requeue) rejectEntry(e, 'ERR_RESOCK_NOT_OPEN', 'connection lost before the write was sent and offlineQueue is off');
+    const offlineQueue = this.options.offlineQueue;
+    if (offlineQueue === false) {
+      for (const e of requeue) rejectEntry(e, 'ERR_RESOCK_NOT_OPEN', 'connection lost before the write was sent and offlineQueue is off');
+    } else if (requeue.length > 0) {
+      (this.#queue ??= new OfflineQueue(offlineQueue)).requeue(requeue);
+    }
 
-    const early = this.#stable !== undefined || this.options.reconnect === false;
-    if (early && evidence.connectionAge < (this.options.reconnect ? this.options.reconnect.stableAfter : 5000)) this.#earlyDrops++;
+    const early = this.#run?.stable !== undefined || this.options.reconnect === false;
+    if (early && evidence.connectionAge < (this.options.reconnect ? this.options.reconnect.stableAfter : 5000)) this.#runState().earlyDrops++;
+    // Lost before it proved stable, the run goes on, with its attempt count and backoff.
+    this.#stopWatchingStability();
     const failure = this.#failure(err ?? codeError('ERR_RESOCK_PEER_CLOSED', 'the peer closed the connection (FIN)'), 'open', endpoint, conn);
-    this.#life.to('reconnecting');
+    this.#to('reconnecting');
     this.#emitFailure(failure, true);
-    if (this.#life.terminal) return;
+    if (this.#terminal) return;
 
-    if (this.#stable !== undefined) {
-      // Lost before it became stable: a failed attempt of the current run, which decides about retrying.
-      this.#stable.reject(new FailureError(failure));
-    } else if (this.#mayRetry(failure)) {
-      void this.#run(failure);
+    if (this.#mayRetry(failure)) {
+      void this.#loop(failure);
     } else {
       this.#closeNow(failure.retryable ? 'gave-up' : 'fatal', undefined, failure);
     }
   }
 
-  #failure(err: unknown, phase: FailurePhase, endpoint: Endpoint, conn: Connection | undefined): Failure {
+  #failure(err: unknown, phase: FailurePhase, endpoint: Endpoint, conn: Connection<ResilientSocket> | undefined): Failure {
     const history = {
-      attempt: conn === undefined ? this.#attemptInRun : this.#connAttempt,
+      attempt: conn === undefined ? (this.#run?.attempt ?? 0) : this.#connAttempt,
       queuedBytes: this.#queue?.bytes ?? 0,
-      everConnected: this.#everConnected,
-      previousKind: this.#previousKind,
-      earlyDrops: this.#earlyDrops,
+      everConnected: this.#connects > 0,
+      previousKind: this.#run?.previousKind,
+      earlyDrops: this.#run?.earlyDrops ?? 0,
     };
     return buildFailure(err, phase, endpoint, conn?.evidence(), history, this.options);
   }
 
   #emitFailure(failure: Failure, disconnect: boolean): void {
-    this.#failures[failure.kind] = (this.#failures[failure.kind] ?? 0) + 1;
+    const failures = (this.#failures ??= {});
+    failures[failure.kind] = (failures[failure.kind] ?? 0) + 1;
     this.#lastFailure = failure;
-    this.#previousKind = failure.kind;
-    if (this.#runFirstFailureAt < 0) this.#runFirstFailureAt = now();
+    const run = this.#runState();
+    run.previousKind = failure.kind;
+    if (run.firstFailureAt < 0) run.firstFailureAt = now();
     // Rotate: the next attempt goes to the next endpoint.
     this.#endpointIndex++;
     this.#publish('failure', failure);
@@ -490,53 +561,74 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   }
 
   #enqueue(entry: WriteEntry): boolean {
-    if (this.#life.terminal) {
-      rejectEntry(entry, 'ERR_RESOCK_CLOSED', `socket is ${this.#life.state}`);
+    if (this.#terminal) {
+      rejectEntry(entry, 'ERR_RESOCK_CLOSED', `socket is ${this.#state}`);
       return false;
     }
-    if (this.#queue === undefined) {
-      rejectEntry(entry, 'ERR_RESOCK_NOT_OPEN', `socket is ${this.#life.state} and offlineQueue is off`);
+    const offlineQueue = this.options.offlineQueue;
+    if (offlineQueue === false) {
+      rejectEntry(entry, 'ERR_RESOCK_NOT_OPEN', `socket is ${this.#state} and offlineQueue is off`);
       return false;
     }
-    return this.#queue.push(entry);
+    return (this.#queue ??= new OfflineQueue(offlineQueue)).push(entry);
   }
 
   // ---- closing --------------------------------------------------------------------------------------------------
 
-  #onAbort = (): void => {
-    this.#closeNow('aborted', this.options.signal?.reason instanceof Error ? this.options.signal.reason : undefined);
-  };
+  #abort(signal: AbortSignal): void {
+    this.#closeNow('aborted', signal.reason instanceof Error ? signal.reason : undefined);
+  }
 
   #beginClose(reason: CloseReason, cause: Error | undefined): void {
-    this.#closeReason = reason;
-    this.#closeCause = cause;
-    this.#life.to(this.#life.state === 'idle' ? 'closed' : 'closing');
-    this.#stable?.reject(new ResockError('ERR_RESOCK_CLOSED', 'socket closed'));
-    this.#closing.abort(new ResockError('ERR_RESOCK_CLOSED', 'socket closed', { cause }));
+    this.#closing = { reason, cause, failure: undefined, emitted: false, promise: undefined, resolve: undefined };
+    this.#to(this.#state === 'idle' ? 'closed' : 'closing');
+    this.#stopWatchingStability();
+    this.#loopAborter?.abort(new ResockError('ERR_RESOCK_CLOSED', 'socket closed', { cause }));
   }
 
   /** Immediate close: the current connection is destroyed and the socket is closed before this returns. */
   #closeNow(reason: CloseReason, cause: Error | undefined, failure?: Failure): void {
-    const state = this.#life.state;
+    const state = this.#state;
     if (state === 'closed') return;
     if (state !== 'closing') this.#beginClose(reason, cause);
-    else if (cause !== undefined) this.#closeCause ??= cause;
-    this.#closeFailure ??= failure;
+    const closing = this.#closing!;
+    closing.cause ??= cause;
+    closing.failure ??= failure;
     // destroy() reports through #connectionLost, which finishes the close; without a connection, finish here.
     this.#conn?.destroy();
     this.#finishClose();
   }
 
   #finishClose(): void {
-    if (this.#conn !== undefined || this.#closeEmitted) return;
-    this.#closeEmitted = true;
-    if (this.#life.state !== 'closed') this.#life.to('closed');
+    const closing = this.#closing!;
+    if (this.#conn !== undefined || closing.emitted) return;
+    closing.emitted = true;
+    if (this.#state !== 'closed') this.#to('closed');
     this.#queue?.rejectAll('ERR_RESOCK_CLOSED', 'socket closed before the write was sent');
     this.#queue?.dispose();
-    this.options.signal?.removeEventListener('abort', this.#onAbort);
-    const failure = this.#closeFailure;
-    this.#publish('close', failure ? { reason: this.#closeReason, failure } : { reason: this.#closeReason });
-    this.#resolveClosed();
+    this.#queue = undefined;
+    if (this.#onAbort !== undefined) this.options.signal?.removeEventListener('abort', this.#onAbort);
+    const { reason, failure } = closing;
+    const waiters = this.#readyWaiters;
+    this.#readyWaiters = undefined;
+    if (waiters !== undefined) {
+      for (const w of waiters) {
+        w.reject(new ResockError('ERR_RESOCK_CLOSED', `socket closed (${reason}) before it was open`, { cause: failure?.error }));
+      }
+    }
+    this.#publish('close', failure ? { reason, failure } : { reason });
+    closing.resolve?.();
+  }
+
+  /** The promise close() returns, made on first request: most sockets are never closed by a call that awaits it. */
+  #whenClosed(): Promise<void> {
+    const closing = this.#closing!;
+    closing.promise ??= closing.emitted
+      ? Promise.resolve()
+      : new Promise((resolve) => {
+          closing.resolve = resolve;
+        });
+    return closing.promise;
   }
 }
 

@@ -1,5 +1,6 @@
 // The one lifecycle value of a ResilientSocket and the transitions it may take. An illegal transition is a bug in resock,
-// so it throws with "from X => Y" rather than leaving the socket in a state no code expects.
+// so it throws with "from X => Y" rather than leaving the socket in a state no code expects. Plain functions over a
+// value the socket holds itself: an object per socket for one field would cost more than the field.
 import type { SocketState } from './types.js';
 
 const TRANSITIONS: Readonly<Record<SocketState, readonly SocketState[]>> = {
@@ -11,21 +12,14 @@ const TRANSITIONS: Readonly<Record<SocketState, readonly SocketState[]>> = {
   closed: [],
 };
 
-export class Lifecycle {
-  #state: SocketState = 'idle';
-
-  get state(): SocketState {
-    return this.#state;
+/** Returns `next` when `from => next` is allowed; throws otherwise. */
+export function transition(from: SocketState, next: SocketState): SocketState {
+  if (!TRANSITIONS[from].includes(next)) {
+    throw new Error(`resock: illegal state transition from ${from} => ${next}`);
   }
+  return next;
+}
 
-  to(next: SocketState): void {
-    if (!TRANSITIONS[this.#state].includes(next)) {
-      throw new Error(`resock: illegal state transition from ${this.#state} => ${next}`);
-    }
-    this.#state = next;
-  }
-
-  get terminal(): boolean {
-    return this.#state === 'closing' || this.#state === 'closed';
-  }
+export function isTerminal(state: SocketState): boolean {
+  return state === 'closing' || state === 'closed';
 }
