@@ -60,15 +60,7 @@ export async function createEchoServer(opts: ListenOptions = {}): Promise<EchoSe
     // pipe ends the socket after echoing everything once the peer half-closes.
     socket.pipe(socket);
   });
-  const bound = await listenOn(server, host, port);
-  return {
-    port: bound,
-    host,
-    get connections() {
-      return sockets.size;
-    },
-    close: once(() => closeServer(server, sockets)),
-  };
+  return handle(server, sockets, host, await listenOn(server, host, port));
 }
 
 /**
@@ -106,9 +98,13 @@ export async function createHeartbeatServer(opts: HeartbeatServerOptions): Promi
       socket.end();
     });
   });
-  const bound = await listenOn(server, host, port);
+  return handle(server, sockets, host, await listenOn(server, host, port));
+}
+
+/** What both servers return: the bound port, a live connection count, and a close() that runs once. */
+function handle(server: Server, sockets: Set<Socket>, host: string, port: number): EchoServer {
   return {
-    port: bound,
+    port,
     host,
     get connections() {
       return sockets.size;
