@@ -98,15 +98,21 @@ function pattern(offset: number, n: number): Buffer {
   return b;
 }
 
+/** A server that never reads, so the client's kernel and Node buffers fill; victim() is its latest connection. */
+async function stallingServer(): Promise<TestServer & { victim: () => net.Socket | undefined }> {
+  let victim: net.Socket | undefined;
+  const srv = await listen((s) => {
+    s.pause();
+    victim = s;
+  });
+  cleanups.push(() => srv.close());
+  return Object.assign(srv, { victim: () => victim });
+}
+
 describe('writes never reach the kernel are requeued: no loss, no duplicate', () => {
   it('after a reset with a full send buffer, the next connection gets exactly the unsent tail', async () => {
     // First server: never reads, so the client's kernel and Node buffers fill; then it resets.
-    let victim: net.Socket | undefined;
-    const stall = await listen((s) => {
-      s.pause();
-      victim = s;
-    });
-    cleanups.push(() => stall.close());
+    const stall = await stallingServer();
     const port = stall.port;
     const sock = client({ port, host: '127.0.0.1', reconnect: { minDelay: 50, maxDelay: 100, stableAfter: 0 }, offlineQueue: { maxBytes: 64 << 20 } });
     await waitFor(sock, 'connect', 2000);
@@ -127,7 +133,7 @@ describe('writes never reach the kernel are requeued: no loss, no duplicate', ()
     const lost = waitFor(sock, 'disconnect', 2000);
     // Free the port for the second server before the reset so the reconnect lands there.
     stall.server.close();
-    victim!.resetAndDestroy();
+    stall.victim()!.resetAndDestroy();
     const f: Failure = await lost;
     expect(f.kind).toBe('reset');
     const w = f.writes!;
@@ -153,12 +159,7 @@ describe('writes never reach the kernel are requeued: no loss, no duplicate', ()
   });
 
   it('with framing, a frame cut by the reset is sent again whole on the next connection', async () => {
-    let victim: net.Socket | undefined;
-    const stall = await listen((s) => {
-      s.pause();
-      victim = s;
-    });
-    cleanups.push(() => stall.close());
+    const stall = await stallingServer();
     const port = stall.port;
     const codec = lengthPrefixed({ bytes: 4, maxLength: 1 << 20 });
     const sock = client({ port, host: '127.0.0.1', framing: codec, reconnect: { minDelay: 50, stableAfter: 0 }, offlineQueue: { maxBytes: 64 << 20 } });
@@ -169,7 +170,7 @@ describe('writes never reach the kernel are requeued: no loss, no duplicate', ()
     await sleep(200);
     stall.server.close();
     const lost = waitFor(sock, 'disconnect', 2000);
-    victim!.resetAndDestroy();
+    stall.victim()!.resetAndDestroy();
     const f = await lost;
     const w = f.writes!;
     const wire = size + 4;
