@@ -1,7 +1,8 @@
 // One open raw socket and everything that lives exactly as long as it: the evidence a diagnosis needs, the ledger of
 // writes not yet known to be in the kernel, the heartbeat and the frame decoder. It reports its end once, with what
 // became of the writes.
-import type net from 'node:net';
+import net from 'node:net';
+import { now } from './clock.js';
 import { codeError } from './errors.js';
 import { Heartbeat, type HeartbeatHost } from './heartbeat.js';
 import { TimerQueue } from './timer-queue.js';
@@ -10,7 +11,8 @@ import type { FrameDecoder, FramingCodec, ResolvedHeartbeat, WriteAccount } from
 
 /**
  * What a connection reports to whoever owns it. One host object serves every connection of its kind and gets the owner
- * passed in, so a connection costs no closures of its own.
+ * passed in, so a connection costs no closures of its own; it sits on the prototype of the class connectionClass()
+ * makes for it, so it costs no field either.
  */
 export interface ConnectionHost<O> {
   onData(owner: O, chunk: Buffer): void;
@@ -60,26 +62,46 @@ interface Framed {
 // The socket's listeners are shared by every connection and find theirs through this property of the socket.
 const kConnection = Symbol('resock.connection');
 
-type OwnedSocket = net.Socket & { [kConnection]: Connection<unknown> };
+type OwnedSocket = net.Socket & { [kConnection]: Connection<unknown> | undefined };
 
-const now = (): number => performance.now();
+/**
+ * The TCP and IPC socket resock dials (transport.ts): a net.Socket with room for its connection and the destroy hook
+ * on its prototype. Adding both to a plain net.Socket puts them in a separate property array, 40 bytes a socket;
+ * TLS sockets, which tls.connect() makes, still get them that way.
+ */
+export class OwnedNetSocket extends net.Socket {
+  [kConnection]: Connection<unknown> | undefined = undefined;
+
+  override destroy(err?: Error): this {
+    this[kConnection]?.beforeDestroy();
+    return super.destroy(err);
+  }
+}
+
+/** The destroy hook for sockets resock did not make itself: the same reading, then the socket's own destroy(). */
+function hookedDestroy(this: OwnedSocket, err?: Error): net.Socket {
+  this[kConnection]?.beforeDestroy();
+  // The hook is an own property; the prototype's destroy() is the socket's own.
+  return (Object.getPrototypeOf(this) as net.Socket).destroy.call(this, err);
+}
+
+// Connection flags, one small integer rather than a field (8 bytes) each.
+const LOST = 1;
+const READ_SINCE_LAST_WRITE = 2;
 
 // Every connection's heartbeat timer, on one Node timer. Its clock is the one connections give their heartbeats.
 const heartbeatTimers = new TimerQueue({ now });
 
-export class Connection<O> implements HeartbeatHost {
+export abstract class Connection<O> implements HeartbeatHost {
   readonly socket: net.Socket;
   readonly openedAt: number;
-  readonly #host: ConnectionHost<O>;
   readonly #owner: O;
-  /** The socket's own destroy(), which the hook installed by the constructor runs after taking its reading. */
-  readonly #destroy: net.Socket['destroy'];
   #lastReadAt: number;
   #lastWriteAt = -1;
   // -1 until the first write. A number field rather than `number | undefined` so V8 updates it in place: a write
   // then allocates nothing that outlives it.
   #quietBeforeLastWrite = -1;
-  #readSinceLastWrite = true;
+  #flags = READ_SINCE_LAST_WRITE;
 
   // Only while some write may not have reached the kernel: one the kernel takes whole at once (every ping on an idle
   // connection) never enters it.
@@ -92,24 +114,21 @@ export class Connection<O> implements HeartbeatHost {
   // Where the outstanding ping ends in the byte stream, and how far the stream had reached the kernel when last asked.
   #pingEnd = 0;
   #progressSeen = 0;
-  #unsentAtDestroy: number | undefined;
+  /** Bytes Node held that never reached the kernel, read as the socket was destroyed; -1 before. */
+  #unsentAtDestroy = -1;
 
   readonly #framed: Framed | undefined;
   readonly #heartbeat: Heartbeat | undefined;
-  #lost = false;
   #evidence: LossEvidence | undefined;
 
   constructor(
     socket: net.Socket,
-    host: ConnectionHost<O>,
     owner: O,
     framing: FramingCodec | undefined,
     heartbeat: ResolvedHeartbeat | false,
   ) {
     this.socket = socket;
-    this.#host = host;
     this.#owner = owner;
-    this.#destroy = socket.destroy;
     this.openedAt = now();
     this.#lastReadAt = this.openedAt;
     if (framing !== undefined) {
@@ -125,19 +144,21 @@ export class Connection<O> implements HeartbeatHost {
     (socket as OwnedSocket)[kConnection] = this as Connection<unknown>;
     // Every path that kills the socket (peer reset, write error, our own destroy) goes through destroy() while the
     // handle still exists: the last moment libuv can say how much of the write in flight never reached the kernel.
-    socket.destroy = Connection.#hookedDestroy as net.Socket['destroy'];
+    if (!(socket instanceof OwnedNetSocket)) socket.destroy = hookedDestroy as net.Socket['destroy'];
     socket.on('data', Connection.#onData);
     socket.on('end', Connection.#onEnd);
     socket.on('error', Connection.#onError);
     socket.on('close', Connection.#onClose);
     socket.on('drain', Connection.#onDrain);
 
-    this.#heartbeat = heartbeat ? new Heartbeat(heartbeat, this, heartbeatTimers) : undefined;
+    this.#heartbeat = heartbeat ? new Heartbeat(heartbeat, this) : undefined;
   }
+
+  protected abstract get host(): ConnectionHost<O>;
 
   /** False from the moment the socket is being torn down: later writes belong to the next connection. */
   get writable(): boolean {
-    return !this.#lost && this.#unsentAtDestroy === undefined;
+    return (this.#flags & LOST) === 0 && this.#unsentAtDestroy < 0;
   }
 
   /** Hands one accepted write to the socket. Returns the socket's backpressure answer. */
@@ -145,7 +166,7 @@ export class Connection<O> implements HeartbeatHost {
     const t = now();
     this.#quietBeforeLastWrite = t - Math.max(this.#lastReadAt, this.#lastWriteAt);
     this.#lastWriteAt = t;
-    this.#readSinceLastWrite = false;
+    this.#flags &= ~READ_SINCE_LAST_WRITE;
     const size = entry.data.length;
     if (!entry.internal) this.#userBytes += size;
     this.#wireBytes += size;
@@ -162,7 +183,7 @@ export class Connection<O> implements HeartbeatHost {
 
   /** Ends the connection with a failure of our own making (heartbeat, protocol). */
   fail(err: Error): void {
-    if (this.#lost) return;
+    if ((this.#flags & LOST) !== 0) return;
     this.socket.destroy(err);
   }
 
@@ -191,9 +212,9 @@ export class Connection<O> implements HeartbeatHost {
       idleFor: t - this.#lastReadAt,
       sinceLastWrite: this.#lastWriteAt < 0 ? undefined : t - this.#lastWriteAt,
       quietBeforeLastWrite: this.#quietBeforeLastWrite < 0 ? undefined : this.#quietBeforeLastWrite,
-      readSinceLastWrite: this.#readSinceLastWrite,
+      readSinceLastWrite: (this.#flags & READ_SINCE_LAST_WRITE) !== 0,
       bytesRead: this.socket.bytesRead,
-      bytesWritten: this.#wireBytes - (this.#unsentAtDestroy ?? this.socket.writableLength),
+      bytesWritten: this.#wireBytes - (this.#unsentAtDestroy >= 0 ? this.#unsentAtDestroy : this.socket.writableLength),
       writes,
     };
   }
@@ -202,6 +223,10 @@ export class Connection<O> implements HeartbeatHost {
 
   now(): number {
     return now();
+  }
+
+  get timers(): TimerQueue {
+    return heartbeatTimers;
   }
 
   sendPing(): void {
@@ -222,7 +247,7 @@ export class Connection<O> implements HeartbeatHost {
 
   onReply(rtt: number): void {
     this.#confirmed = this.#pingMark;
-    this.#host.onRtt(this.#owner, rtt);
+    this.host.onRtt(this.#owner, rtt);
   }
 
   onTimeout(silentFor: number): void {
@@ -230,7 +255,7 @@ export class Connection<O> implements HeartbeatHost {
   }
 
   onStall(lateBy: number): void {
-    this.#host.onStall(this.#owner, lateBy);
+    this.host.onStall(this.#owner, lateBy);
   }
 
   backlogged(): boolean {
@@ -256,7 +281,7 @@ export class Connection<O> implements HeartbeatHost {
   static #onDrain(this: net.Socket): void {
     const conn = connectionOf(this);
     conn.#prune();
-    conn.#host.onDrain(conn.#owner);
+    conn.host.onDrain(conn.#owner);
   }
 
   static #onEnd(this: net.Socket): void {
@@ -277,22 +302,21 @@ export class Connection<O> implements HeartbeatHost {
     // 'error' stays: a destroyed socket emits no more errors, and a stray one must never become an uncaught exception.
   }
 
-  static #hookedDestroy(this: net.Socket, err?: Error): net.Socket {
-    const conn = connectionOf(this);
-    if (conn.#unsentAtDestroy === undefined) conn.#unsentAtDestroy = unsentBytes(this);
-    return conn.#destroy.call(this, err);
+  /** Called by the socket's destroy() before it runs: takes the reading of what never reached the kernel. */
+  beforeDestroy(): void {
+    if (this.#unsentAtDestroy < 0) this.#unsentAtDestroy = unsentBytes(this.socket);
   }
 
   #data(chunk: Buffer): void {
     const t = now();
     this.#lastReadAt = t;
-    this.#readSinceLastWrite = true;
+    this.#flags |= READ_SINCE_LAST_WRITE;
     const framed = this.#framed;
     // Without isPong any byte is life; with it only whole frames are (see #frame), so a peer trickling a frame that
     // never completes cannot hold off the next ping.
     if (framed?.isPong === undefined) this.#heartbeat?.activity(t);
     if (framed === undefined) {
-      this.#host.onData(this.#owner, chunk);
+      this.host.onData(this.#owner, chunk);
       return;
     }
     try {
@@ -310,7 +334,7 @@ export class Connection<O> implements HeartbeatHost {
   }
 
   #frame(frame: Buffer): void {
-    if (this.#lost) return;
+    if ((this.#flags & LOST) !== 0) return;
     const framed = this.#framed!;
     if (framed.isPong !== undefined) {
       const t = now();
@@ -321,24 +345,24 @@ export class Connection<O> implements HeartbeatHost {
       this.#heartbeat?.activity(t);
     }
     try {
-      this.#host.onMessage(this.#owner, frame);
+      this.host.onMessage(this.#owner, frame);
     } catch (err) {
       framed.listenerError ??= err;
     }
   }
 
   #finish(err: unknown): void {
-    if (this.#lost) return;
-    this.#lost = true;
+    if ((this.#flags & LOST) !== 0) return;
+    this.#flags |= LOST;
     this.#heartbeat?.stop();
     if (!this.socket.destroyed) this.socket.destroy();
     const { requeue, account } = this.#takeUnsent();
     this.#evidence = this.#measure(account);
-    this.#host.onLost(this.#owner, this, err, requeue);
+    this.host.onLost(this.#owner, this, err, requeue);
   }
 
   #takeUnsent(): { requeue: WriteEntry[]; account: WriteAccount } {
-    let unsent = this.#unsentAtDestroy ?? 0;
+    let unsent = Math.max(0, this.#unsentAtDestroy);
     const out: WriteEntry[] = [];
     let requeuedBytes = 0;
     const ledger = this.#ledger ?? { entries: [], head: 0, bytes: 0 };
@@ -392,8 +416,25 @@ export class Connection<O> implements HeartbeatHost {
   }
 }
 
+export type ConnectionClass<O> = new (
+  socket: net.Socket,
+  owner: O,
+  framing: FramingCodec | undefined,
+  heartbeat: ResolvedHeartbeat | false,
+) => Connection<O>;
+
+/** The class of connections that report to `host`. */
+export function connectionClass<O>(host: ConnectionHost<O>): ConnectionClass<O> {
+  return class extends Connection<O> {
+    protected get host(): ConnectionHost<O> {
+      return host;
+    }
+  };
+}
+
 function connectionOf(socket: net.Socket): Connection<unknown> {
-  return (socket as OwnedSocket)[kConnection];
+  // Listeners are added by the constructor, after it has set the property.
+  return (socket as OwnedSocket)[kConnection]!;
 }
 
 /**

@@ -1,10 +1,15 @@
 // Application-level heartbeat for one connection: ping after `interval` of inbound silence, fail after `timeout` without a
 // reply. Its one timer is re-armed only when it fires or a reply comes; the data path just stores a timestamp. The timers
 // of many connections share one Node timer (TimerQueue).
-import { type Clock, type QueuedTimer, TimerQueue } from './timer-queue.js';
+import type { Clock, QueuedTimer, TimerQueue } from './timer-queue.js';
 import type { ResolvedHeartbeat } from './types.js';
 
 export interface HeartbeatHost extends Clock {
+  /**
+   * The queue the heartbeat's timer goes in, on the host's clock. Asked for each time rather than kept, so a
+   * heartbeat costs no field for it: connections answer with one queue for the whole process.
+   */
+  readonly timers: TimerQueue;
   /** Writes one ping on the wire. */
   sendPing(): void;
   onReply(rtt: number): void;
@@ -29,7 +34,6 @@ const stallThreshold = (timeout: number): number => Math.max(50, timeout / 2);
 export class Heartbeat implements QueuedTimer {
   readonly #opts: ResolvedHeartbeat;
   readonly #host: HeartbeatHost;
-  readonly #timers: TimerQueue;
   due = 0;
   slot = -1;
   #judge: NodeJS.Immediate | undefined;
@@ -38,14 +42,9 @@ export class Heartbeat implements QueuedTimer {
   #pingAt = -1;
   #stopped = false;
 
-  /**
-   * `timers` must run on the host's clock. Connections share one queue; without it the heartbeat gets a queue of its
-   * own, that is, a Node timer of its own.
-   */
-  constructor(opts: ResolvedHeartbeat, host: HeartbeatHost, timers: TimerQueue = new TimerQueue(host)) {
+  constructor(opts: ResolvedHeartbeat, host: HeartbeatHost) {
     this.#opts = opts;
     this.#host = host;
-    this.#timers = timers;
     this.#lastInbound = host.now();
     this.#arm(opts.interval);
   }
@@ -75,7 +74,7 @@ export class Heartbeat implements QueuedTimer {
 
   stop(): void {
     this.#stopped = true;
-    this.#timers.cancel(this);
+    this.#host.timers.cancel(this);
     if (this.#judge !== undefined) clearImmediate(this.#judge);
     this.#judge = undefined;
   }
@@ -137,6 +136,6 @@ export class Heartbeat implements QueuedTimer {
   /** (Re)sets the timer to `delay` ms from now, replacing whatever it was waiting for. */
   #arm(delay: number): void {
     this.due = this.#host.now() + delay;
-    this.#timers.schedule(this);
+    this.#host.timers.schedule(this);
   }
 }

@@ -1,5 +1,6 @@
 // The offline queue: writes accepted while no connection is open, flushed in order after the next successful handshake.
 // Bounded by bytes, count and age; every write that leaves it without being sent is told why through its callback.
+import { now } from './clock.js';
 import { ResockError, type ResockErrorCode } from './errors.js';
 import type { ResolvedOfflineQueue } from './types.js';
 
@@ -9,7 +10,7 @@ export type WriteCallback = (err?: Error | null) => void;
 export interface WriteEntry {
   data: Buffer;
   cb: WriteCallback | undefined;
-  /** performance.now() when resock accepted the write; maxAge counts from here. */
+  /** now() (clock.ts) when resock accepted the write; maxAge counts from here. */
   at: number;
   /** A heartbeat ping: on the wire, but not the user's, so never requeued or counted as theirs. */
   internal: boolean;
@@ -129,10 +130,10 @@ export class OfflineQueue {
     if (maxAge === Infinity) return;
     this.#clearTimer();
     if (this.length === 0) return;
-    const due = this.#items[this.#head]!.at + maxAge - performance.now();
+    const due = this.#items[this.#head]!.at + maxAge - now();
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      this.expire(performance.now());
+      this.expire(now());
     }, Math.max(0, Math.ceil(due)));
     // The queue alone must not keep a process alive.
     this.#timer.unref();

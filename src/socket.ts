@@ -4,7 +4,8 @@ import type net from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import pRetry from 'p-retry';
 import { type Backoff, createBackoff } from './backoff.js';
-import { Connection, type ConnectionHost } from './connection.js';
+import { type Connection, connectionClass } from './connection.js';
+import { now } from './clock.js';
 import { type ChannelName, channels } from './diagnostics.js';
 import { ResockError, codeError } from './errors.js';
 import { buildFailure } from './failure.js';
@@ -67,18 +68,34 @@ interface Closing {
   resolve: (() => void) | undefined;
 }
 
+/**
+ * What earlier connections and failures left behind, kept for stats() and the next diagnosis. Made at the first
+ * failure: a socket whose first connection never fails carries one empty field instead of six.
+ */
+interface Past {
+  failures: Partial<Record<FailureKind, number>>;
+  lastFailure: Failure | undefined;
+  /** When the last connection was lost; -1 before. */
+  lostAt: number;
+  /** Counted over connections that have ended. */
+  bytesRead: number;
+  bytesWritten: number;
+  /** Counts failures: each sends the next attempt to the next endpoint. */
+  endpointIndex: number;
+}
+
 interface ReadyWaiter {
   resolve(): void;
   reject(err: Error): void;
 }
 
-// What keepalive.ts reported as applied, one bit per setting; NOT_APPLIED when nothing was tried (IPC, keepAlive off,
-// no connection yet). A number rather than a report object per socket: stats() builds the object when asked.
+// What keepalive.ts reported for the current connection, one bit per setting, KEEPALIVE_TRIED when it was applied
+// at all (not for IPC, keepAlive off or before the first connection), and whether this socket has warned about it.
+// A number rather than a report object per socket: stats() builds the object when asked.
 const KEEPALIVE_BITS = { idle: 1, interval: 2, count: 4, userTimeout: 8 } as const;
 const KEEPALIVE_KEYS = Object.keys(KEEPALIVE_BITS) as (keyof typeof KEEPALIVE_BITS)[];
-const NOT_APPLIED = -1;
-
-const now = (): number => performance.now();
+const KEEPALIVE_TRIED = 16;
+const KEEPALIVE_WARNED = 32;
 
 export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   /** The resolved, frozen options. */
@@ -98,25 +115,19 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   #closing: Closing | undefined;
   #readyWaiters: ReadyWaiter[] | undefined;
 
+  /** The current connection; its endpoint is endpoints[endpointIndex], which only a failure moves on. */
   #conn: Connection<ResilientSocket> | undefined;
-  #connEndpoint: Endpoint | undefined;
   /** The attempt that opened the current connection: a failure on it belongs to that attempt. */
   #connAttempt = 0;
-  #endpointIndex = 0;
 
   // Counters and evidence across connections.
   #attempts = 0;
   #connects = 0;
-  #failures: Partial<Record<FailureKind, number>> | undefined;
-  #lastFailure: Failure | undefined;
-  #lostAt = -1;
-  #bytesReadBefore = 0;
-  #bytesWrittenBefore = 0;
+  #past: Past | undefined;
   // -1 until the first reply. A number field rather than `number | undefined` so V8 updates it in place and a
   // heartbeat reply allocates nothing that outlives it.
   #rtt = -1;
-  #keepAliveApplied: number = NOT_APPLIED;
-  #keepAliveWarned = false;
+  #keepAlive = 0;
 
   constructor(options: ResilientSocketOptions) {
     super();
@@ -150,6 +161,16 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       backoff: undefined,
       stable: undefined,
     });
+  }
+
+  #pastState(): Past {
+    return (this.#past ??= { failures: {}, lastFailure: undefined, lostAt: -1, bytesRead: 0, bytesWritten: 0, endpointIndex: 0 });
+  }
+
+  /** The endpoint of the next attempt, and of the current connection while one is open. */
+  #endpoint(): Endpoint {
+    const endpoints = this.options.endpoints;
+    return endpoints[(this.#past?.endpointIndex ?? 0) % endpoints.length]!;
   }
 
   /** The current raw socket, or null between connections. Writing to it directly bypasses resock's accounting. */
@@ -247,16 +268,17 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
 
   stats(): SocketStats {
     const conn = this.#conn;
+    const past = this.#past;
     return {
       state: this.#state,
       attempts: this.#attempts,
       connects: this.#connects,
-      failures: { ...this.#failures },
-      bytesRead: this.#bytesReadBefore + (conn?.socket.bytesRead ?? 0),
-      bytesWritten: this.#bytesWrittenBefore + (conn?.evidence().bytesWritten ?? 0),
+      failures: { ...past?.failures },
+      bytesRead: (past?.bytesRead ?? 0) + (conn?.socket.bytesRead ?? 0),
+      bytesWritten: (past?.bytesWritten ?? 0) + (conn?.evidence().bytesWritten ?? 0),
       queuedBytes: this.#queue?.bytes ?? 0,
       queuedWrites: this.#queue?.length ?? 0,
-      lastFailure: this.#lastFailure,
+      lastFailure: past?.lastFailure,
       rtt: this.#rtt < 0 ? undefined : this.#rtt,
       keepAlive: this.#keepAliveReport(),
     };
@@ -326,8 +348,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
 
   async #attempt(loopSignal: AbortSignal): Promise<void> {
     if (this.#terminal) throw loopSignal.reason;
-    const endpoints = this.options.endpoints;
-    const endpoint = endpoints[this.#endpointIndex % endpoints.length]!;
+    const endpoint = this.#endpoint();
     this.#attempts++;
     const run = this.#runState();
     run.attempt++;
@@ -383,14 +404,14 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   }
 
   #open(socket: net.Socket, endpoint: Endpoint): void {
-    const conn = new Connection(socket, ResilientSocket.#connectionHost, this, this.options.framing, this.options.heartbeat);
+    const conn = new ResilientSocket.#Connection(socket, this, this.options.framing, this.options.heartbeat);
     this.#conn = conn;
-    this.#connEndpoint = endpoint;
     const attempt = this.#runState().attempt;
     this.#connAttempt = attempt;
     this.#connects++;
     const reconnected = this.#connects > 1;
-    const downtime = this.#lostAt < 0 ? 0 : now() - this.#lostAt;
+    const lostAt = this.#past?.lostAt ?? -1;
+    const downtime = lostAt < 0 ? 0 : now() - lostAt;
     this.#to('open');
     const queue = this.#queue;
     if (queue !== undefined) {
@@ -441,24 +462,25 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   #applyKeepAlive(socket: net.Socket, endpoint: Endpoint): void {
     const ka = this.options.keepAlive;
     if (ka === false) return;
+    const warned = this.#keepAlive & KEEPALIVE_WARNED;
     if ('path' in endpoint) {
-      this.#keepAliveApplied = NOT_APPLIED;
+      this.#keepAlive = warned;
       return;
     }
     const { applied, problems } = applyKeepAlive(socket, ka);
-    let bits = 0;
+    let bits = KEEPALIVE_TRIED | warned;
     for (const key of KEEPALIVE_KEYS) if (applied[key]) bits |= KEEPALIVE_BITS[key];
-    this.#keepAliveApplied = bits;
-    if (problems.length > 0 && !this.#keepAliveWarned) {
-      this.#keepAliveWarned = true;
+    if (problems.length > 0 && warned === 0) bits |= KEEPALIVE_WARNED;
+    this.#keepAlive = bits;
+    if (problems.length > 0 && warned === 0) {
       this.emit('warning', { code: 'KEEPALIVE_NOT_APPLIED', message: `keepAlive partly applied: ${problems.join('; ')}` });
     }
   }
 
   #keepAliveReport(): SocketStats['keepAlive'] {
     const requested = this.options.keepAlive;
-    const bits = this.#keepAliveApplied;
-    if (requested === false || bits === NOT_APPLIED) return { requested, applied: false };
+    const bits = this.#keepAlive;
+    if (requested === false || (bits & KEEPALIVE_TRIED) === 0) return { requested, applied: false };
     const applied = { idle: false, interval: false, count: false, userTimeout: false };
     for (const key of KEEPALIVE_KEYS) applied[key] = (bits & KEEPALIVE_BITS[key]) !== 0;
     return { requested, applied };
@@ -466,9 +488,10 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
 
   // ---- what a connection reports --------------------------------------------------------------------------------
 
-  // One host for every connection, with the socket passed in: no socket carries a set of closures of its own. Being
-  // inside the class body, it may reach each socket's private state.
-  static readonly #connectionHost: ConnectionHost<ResilientSocket> = {
+  // The class of this socket's connections, with one host for all of them that gets the socket passed in: no socket
+  // or connection carries closures or a host of its own. Being inside the class body, the host may reach each
+  // socket's private state.
+  static readonly #Connection = connectionClass<ResilientSocket>({
     onData: (owner, chunk) => {
       owner.emit('data', chunk);
     },
@@ -489,16 +512,17 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       });
     },
     onLost: (owner, conn, err, requeue) => owner.#connectionLost(conn, err, requeue),
-  };
+  });
 
   #connectionLost(conn: Connection<ResilientSocket>, err: unknown, requeue: WriteEntry[]): void {
     if (conn !== this.#conn) return;
     this.#conn = undefined;
-    const endpoint = this.#connEndpoint!;
+    const endpoint = this.#endpoint();
     const evidence = conn.evidence();
-    this.#bytesReadBefore += evidence.bytesRead;
-    this.#bytesWrittenBefore += evidence.bytesWritten;
-    this.#lostAt = now();
+    const past = this.#pastState();
+    past.bytesRead += evidence.bytesRead;
+    past.bytesWritten += evidence.bytesWritten;
+    past.lostAt = now();
 
     if (this.#terminal) {
       for (const e of requeue) rejectEntry(e, 'ERR_RESOCK_CLOSED', 'socket closed before the write was sent', this.#closing?.cause);
@@ -540,14 +564,14 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   }
 
   #emitFailure(failure: Failure, disconnect: boolean): void {
-    const failures = (this.#failures ??= {});
-    failures[failure.kind] = (failures[failure.kind] ?? 0) + 1;
-    this.#lastFailure = failure;
+    const past = this.#pastState();
+    past.failures[failure.kind] = (past.failures[failure.kind] ?? 0) + 1;
+    past.lastFailure = failure;
     const run = this.#runState();
     run.previousKind = failure.kind;
     if (run.firstFailureAt < 0) run.firstFailureAt = now();
     // Rotate: the next attempt goes to the next endpoint.
-    this.#endpointIndex++;
+    past.endpointIndex++;
     this.#publish('failure', failure);
     if (failure.kind === 'reset' || failure.kind === 'broken-pipe') this.emit('reset', failure);
     if (disconnect) this.emit('disconnect', failure);

@@ -1,6 +1,8 @@
 // The only file that creates raw sockets: TCP, TLS or IPC, chosen by the endpoint and the tls option.
 import net from 'node:net';
 import tls from 'node:tls';
+import dc from 'node:diagnostics_channel';
+import { OwnedNetSocket } from './connection.js';
 import { codeError } from './errors.js';
 import type { Endpoint } from './types.js';
 
@@ -24,7 +26,7 @@ export function dial(
     const readyEvent = tlsOptions ? 'secureConnect' : 'connect';
     try {
       if ('path' in endpoint) {
-        socket = tlsOptions ? tls.connect({ ...tlsOptions, path: endpoint.path }) : net.connect({ path: endpoint.path });
+        socket = tlsOptions ? tls.connect({ ...tlsOptions, path: endpoint.path }) : connectNet({ path: endpoint.path });
       } else if (tlsOptions) {
         socket = tls.connect({
           // SNI must not be an IP address; Node warns and the server ignores it.
@@ -34,7 +36,7 @@ export function dial(
           port: endpoint.port,
         });
       } else {
-        socket = net.connect({ host: endpoint.host, port: endpoint.port, noDelay });
+        socket = connectNet({ host: endpoint.host, port: endpoint.port, noDelay });
       }
     } catch (err) {
       reject(err);
@@ -82,3 +84,13 @@ export function dial(
 }
 
 function noop(): void {}
+
+// Node announces every client socket net.connect() makes here; APM tools listen.
+const clientSocketChannel = dc.channel('net.client.socket');
+
+/** What net.connect() does, with resock's socket class (connection.ts says why). */
+function connectNet(options: net.NetConnectOpts): net.Socket {
+  const socket = new OwnedNetSocket(options);
+  if (clientSocketChannel.hasSubscribers) clientSocketChannel.publish({ socket });
+  return socket.connect(options);
+}

@@ -2,6 +2,7 @@
 // stand for an event loop that was blocked (the timer then fires late).
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Heartbeat, type HeartbeatHost } from '../src/heartbeat.js';
+import { TimerQueue } from '../src/timer-queue.js';
 
 interface Call {
   what: 'ping' | 'reply' | 'timeout' | 'stall';
@@ -33,6 +34,7 @@ function start(
   let hb: Heartbeat | undefined;
   const host: HeartbeatHost = {
     now,
+    timers: new TimerQueue({ now }),
     sendPing: () => {
       calls.push({ what: 'ping', at: now() });
       onPing?.(hb!);
@@ -312,6 +314,7 @@ describe('Heartbeat: a ping waiting behind our own backlog', () => {
       { interval: 100, timeout: 200, ping: () => PING, isPong: undefined },
       {
         now,
+        timers: new TimerQueue({ now }),
         sendPing: () => calls.push({ what: 'ping', at: now() }),
         onReply: (rtt) => calls.push({ what: 'reply', arg: rtt, at: now() }),
         onTimeout: (silentFor) => calls.push({ what: 'timeout', arg: silentFor, at: now() }),
