@@ -91,6 +91,7 @@ async function storm(backlog: number): Promise<void> {
     acceptedAt = [];
     // Like a process that dies: the listener goes away and every connection ends at the same instant.
     restartAt = performance.now();
+    const restartWall = performance.timeOrigin + restartAt;
     await new Promise<void>((closed) => {
       server.close(() => closed());
       for (const s of sockets) s.destroy();
@@ -107,7 +108,7 @@ async function storm(backlog: number): Promise<void> {
     await done;
     clearTimeout(timer);
     finish = undefined;
-    emit('restarted', { acceptedAt: acceptedAt.map((t) => Math.round(t * 10) / 10), upAt });
+    emit('restarted', { acceptedAt: acceptedAt.map((t) => Math.round(t * 10) / 10), upAt, restartWall });
     restartAt = -1;
   });
 }

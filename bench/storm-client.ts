@@ -23,6 +23,18 @@ let refused = 0;
 const onFailure = ({ phase }: { phase: string }): void => {
   if (phase === 'connect') refused++;
 };
+/** Wall-clock ms (sub-ms precision, comparable across processes) of now. */
+const wallNow = (): number => performance.timeOrigin + performance.now();
+// When each socket's current attempt started, and when the attempts that reconnected started: the moment their SYN
+// went out, which on loopback is the moment the server's kernel completed the connection and queued it for accept.
+const attemptStartedAt = new Map<ResilientSocket, number>();
+let arrivals: number[] = [];
+function track(s: ResilientSocket): void {
+  s.on('connecting', () => attemptStartedAt.set(s, wallNow()));
+  s.on('connect', ({ reconnected }) => {
+    if (reconnected) arrivals.push(attemptStartedAt.get(s)!);
+  });
+}
 for (let i = 0; i < cfg.clients; i += SETUP_BATCH) {
   const batch: Promise<void>[] = [];
   for (let j = i; j < Math.min(cfg.clients, i + SETUP_BATCH); j++) {
@@ -32,6 +44,7 @@ for (let i = 0; i < cfg.clients; i += SETUP_BATCH) {
       reconnect: { minDelay: cfg.minDelay, maxDelay: cfg.maxDelay, factor: 2, jitter: cfg.jitter, stableAfter: cfg.stableAfter },
     });
     s.on('failure', onFailure);
+    track(s);
     socks.push(s);
     batch.push(s.ready());
   }
@@ -40,5 +53,8 @@ for (let i = 0; i < cfg.clients; i += SETUP_BATCH) {
 emit('open', { clients: socks.length });
 onCommand(({ cmd }) => {
   if (cmd === 'count') emit('count', { refused });
-  else throw new Error(`unknown command ${cmd}`);
+  else if (cmd === 'arrivals') {
+    emit('arrivals', { at: arrivals });
+    arrivals = [];
+  } else throw new Error(`unknown command ${cmd}`);
 });

@@ -34,3 +34,16 @@ it('publishes the lifecycle on resock:* diagnostics channels with the socket and
   expect(failure).toMatchObject({ kind: 'refused', code: 'ECONNREFUSED' });
   expect(seen.find((e) => e.name === 'resock:close')!.message).toMatchObject({ reason: 'closed' });
 });
+
+it("announces each raw TCP socket on Node's net.client.socket channel, as net.connect() would", async () => {
+  const seen: Array<{ name: string; message: Record<string, unknown> }> = [];
+  subscribe('net.client.socket', seen);
+  const srv = await listen(() => {});
+  const sock = connect({ port: srv.port, host: '127.0.0.1', keepAlive: false });
+  await sock.ready();
+  const raw = sock.socket;
+  await sock.close();
+  await srv.close();
+  expect(raw).not.toBeNull();
+  expect(seen.map((e) => e.message.socket)).toContain(raw);
+});
