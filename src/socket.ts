@@ -32,7 +32,12 @@ import type {
 class FailureError extends Error {
   readonly failure: Failure;
   constructor(failure: Failure) {
+    // Never shown to anyone: only its failure is read. Without a stack trace it costs a crowd of redialing clients
+    // (one per refused dial) a few microseconds less each.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(failure.message);
+    Error.stackTraceLimit = limit;
     this.name = 'FailureError';
     this.failure = failure;
   }

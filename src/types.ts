@@ -237,6 +237,7 @@ export interface SocketStats {
   queuedBytes: number;
   queuedWrites: number;
   lastFailure: Failure | undefined;
+  /** The last heartbeat's round trip, in whole ms; undefined before the first reply. */
   rtt: number | undefined;
   keepAlive: KeepAliveReport;
 }
@@ -251,6 +252,7 @@ export interface ResilientSocketEvents {
   reset: (failure: Failure) => void;
   disconnect: (failure: Failure) => void;
   reconnecting: (info: { attempt: number; delay: number; failure: Failure }) => void;
+  /** A heartbeat reply arrived; `rtt` in whole ms. */
   heartbeat: (info: { rtt: number }) => void;
   close: (info: { reason: CloseReason; failure?: Failure }) => void;
   warning: (warning: { code: string; message: string }) => void;
