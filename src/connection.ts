@@ -6,7 +6,7 @@ import { now } from './clock.js';
 import { codeError } from './errors.js';
 import { Heartbeat, type HeartbeatHost } from './heartbeat.js';
 import { TimerQueue } from './timer-queue.js';
-import type { WriteEntry } from './queue.js';
+import { newEntry, type WriteCallback, type WriteEntry } from './queue.js';
 import type { FrameDecoder, FramingCodec, ResolvedHeartbeat, WriteAccount } from './types.js';
 
 /**
@@ -161,20 +161,38 @@ export abstract class Connection<O> implements HeartbeatHost {
     return (this.#flags & LOST) === 0 && this.#unsentAtDestroy < 0;
   }
 
-  /** Hands one accepted write to the socket. Returns the socket's backpressure answer. */
+  /** Hands one accepted write, e.g. from the offline queue, to the socket. Returns the socket's backpressure answer. */
   write(entry: WriteEntry): boolean {
+    return this.#write(entry.data, entry.cb, entry.internal, entry);
+  }
+
+  /**
+   * Hands a user's write to the socket. Its entry is made only when something needs it: the callback, or the ledger
+   * because Node still holds bytes; a write the kernel takes at once, without a callback, allocates nothing.
+   */
+  writeNow(data: Buffer, cb: WriteCallback | undefined): boolean {
+    return this.#write(data, cb, false, undefined);
+  }
+
+  #write(data: Buffer, cb: WriteCallback | undefined, internal: boolean, entry: WriteEntry | undefined): boolean {
     const t = now();
     this.#quietBeforeLastWrite = t - Math.max(this.#lastReadAt, this.#lastWriteAt);
     this.#lastWriteAt = t;
     this.#flags &= ~READ_SINCE_LAST_WRITE;
-    const size = entry.data.length;
-    if (!entry.internal) this.#userBytes += size;
+    const size = data.length;
+    if (!internal) this.#userBytes += size;
     this.#wireBytes += size;
-    const ok = entry.cb === undefined ? this.socket.write(entry.data) : this.socket.write(entry.data, settle(entry));
+    let ok: boolean;
+    if (cb === undefined) {
+      ok = this.socket.write(data);
+    } else {
+      entry ??= newEntry(data, cb, 0, internal);
+      ok = this.socket.write(data, settle(entry));
+    }
     // Nothing Node still holds means this write and every earlier one reached the kernel: none needs a ledger entry.
     if (this.socket.writableLength > 0) {
       const ledger = (this.#ledger ??= { entries: [], head: 0, bytes: 0 });
-      ledger.entries.push(entry);
+      ledger.entries.push(entry ?? newEntry(data, undefined, 0, internal));
       ledger.bytes += size;
     }
     this.#prune();
@@ -240,7 +258,7 @@ export abstract class Connection<O> implements HeartbeatHost {
       return;
     }
     this.#pingMark = this.#userBytes;
-    this.write({ data, cb: undefined, at: 0, internal: true, requeued: false });
+    this.#write(data, undefined, true, undefined);
     this.#pingEnd = this.#wireBytes;
     this.#progressSeen = this.#handedToKernel();
   }

@@ -207,7 +207,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     if (framing !== undefined) buf = framing.encode(buf);
     const conn = this.#conn;
     if (conn !== undefined && conn.writable && this.#state === 'open') {
-      return conn.write(newEntry(buf, cb, 0));
+      return conn.writeNow(buf, cb);
     }
     return this.#enqueue(newEntry(buf, cb, now()));
   }
