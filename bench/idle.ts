@@ -88,9 +88,13 @@ async function compare(
   return runs;
 }
 
-/** Every connection still open at the end, and every resock one with a heartbeat reply. */
+/**
+ * Every connection still open at the end, and every resock one with a heartbeat reply. The hand-rolled heartbeat may
+ * drop healthy connections (its timers fire late behind a burst of pings, and it cannot tell); those are reported.
+ */
 function check(runs: Record<string, IdleResult[]>, label: string): void {
   for (const [mode, results] of Object.entries(runs)) {
+    if (mode === 'raw-ping') continue;
     for (const r of results) {
       if (r.open !== r.connections || (mode === 'resock' && r.replied !== r.connections)) {
         throw new Error(`${label}, ${mode}: ${r.open} of ${r.connections} open, ${r.replied ?? '-'} with a heartbeat reply`);
@@ -150,7 +154,12 @@ export async function idle(profile: Profile): Promise<Section> {
     row(`RSS, ${label} (bytes)`, of(runs, mode, 'rssPerConn'), 0),
     row(`V8 heap committed (heapTotal), ${label} (bytes)`, of(runs, mode, 'heapTotalPerConn'), 0),
   ];
+  const rawDrops = (runs: Record<string, IdleResult[]>): number => runs['raw-ping']!.reduce((n, r) => n + r.failures, 0);
   const notes = [
+    `The hand-rolled heartbeat dropped ${rawDrops(mem)} healthy connections in the memory runs and ${rawDrops(fast)} in ` +
+      `the ${stress.interval} ms runs (declared dead after interval + timeout without a reply while the peer was fine: ` +
+      "its timers all fire in one burst and replies queue behind it). resock's heartbeat judges a silence only after " +
+      'reading pending input and tells its own stalls from the peer\'s, so it dropped none.',
     `With a heartbeat every ${stress.interval} ms on both sides, resock/raw is ${fastRatio('heapPerConn')} in heap and ` +
       `${fastRatio('rssPerConn')} in RSS (table).`,
     `Every resock connection was open and had a heartbeat reply when memory was read (checked in every run); ` +
