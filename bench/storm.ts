@@ -5,7 +5,7 @@ import os from 'node:os';
 import { backoffDelay } from '../src/backoff.js';
 import type { JitterKind } from '../src/index.js';
 import { compileWorker } from './build.js';
-import { spawnWorker, type Worker } from './child.js';
+import { type Message, spawnWorker, type Worker } from './child.js';
 import type { Profile } from './profile.js';
 import { judge, ratio, type Section, SUMMARY_HEAD, summaryCells } from './report.js';
 import { summarize } from './stats.js';
@@ -97,24 +97,24 @@ function modelPeak(jitter: JitterKind, clients: number, downMs: number, p: Profi
   return summarize(peaks).median;
 }
 
-/** Start times (ms from the restart) of the attempts that reconnected since the last call, over all client processes. */
-async function arrivals(workers: readonly Worker[], restartWall: number): Promise<number[]> {
-  const out: number[] = [];
+/** Sends `cmd` to every client process and collects their answers (each answers with an event of the same name). */
+async function askAll(workers: readonly Worker[], cmd: string): Promise<Message[]> {
+  const out: Message[] = [];
   for (const w of workers) {
-    w.send('arrivals');
-    for (const at of (await w.next('arrivals', 10_000)).at as number[]) out.push(at - restartWall);
+    w.send(cmd);
+    out.push(await w.next(cmd, 10_000));
   }
   return out;
 }
 
+/** Start times (ms from the restart) of the attempts that reconnected since the last call, over all client processes. */
+async function arrivals(workers: readonly Worker[], restartWall: number): Promise<number[]> {
+  return (await askAll(workers, 'arrivals')).flatMap((m) => (m.at as number[]).map((at) => at - restartWall));
+}
+
 /** Dials refused so far, over all client processes. */
 async function refusedSoFar(workers: readonly Worker[]): Promise<number> {
-  let total = 0;
-  for (const w of workers) {
-    w.send('count');
-    total += (await w.next('count', 10_000)).refused as number;
-  }
-  return total;
+  return (await askAll(workers, 'count')).reduce((n, m) => n + (m.refused as number), 0);
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

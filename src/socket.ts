@@ -473,11 +473,11 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       return;
     }
     const { applied, problems } = applyKeepAlive(socket, ka);
-    let bits = KEEPALIVE_TRIED | warned;
+    const warn = problems.length > 0 && warned === 0;
+    let bits = KEEPALIVE_TRIED | (warn ? KEEPALIVE_WARNED : warned);
     for (const key of KEEPALIVE_KEYS) if (applied[key]) bits |= KEEPALIVE_BITS[key];
-    if (problems.length > 0 && warned === 0) bits |= KEEPALIVE_WARNED;
     this.#keepAlive = bits;
-    if (problems.length > 0 && warned === 0) {
+    if (warn) {
       this.emit('warning', { code: 'KEEPALIVE_NOT_APPLIED', message: `keepAlive partly applied: ${problems.join('; ')}` });
     }
   }
