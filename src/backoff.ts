@@ -26,7 +26,14 @@ export interface Backoff {
 const TIMER_MAX = 2_147_483_647;
 
 /**
- * The delay in whole ms (Math.round) before retry number `attempt` (1-based), in [0, min(maxDelay, 2^31 - 1)].
+ * No retry after the first comes sooner than this, whatever the options: with minDelay 0 (or maxDelay 0) a refused
+ * port would otherwise be redialled hundreds of times a second. A zero minDelay grows from it instead.
+ */
+export const RETRY_FLOOR = 10;
+
+/**
+ * The delay in whole ms (Math.round) before retry number `attempt` (1-based), in [0, min(maxDelay, 2^31 - 1)], and
+ * never below RETRY_FLOOR from the second retry on.
  *
  * The exponential base minDelay·factor^(attempt-1) is capped at maxDelay before the jitter, so jitter still spreads
  * delays once the cap is reached. Jitter kinds (AWS, "Exponential Backoff And Jitter"):
@@ -67,13 +74,19 @@ export function backoffDelay(
   }
   const rounded = Math.round(delay);
   // NaN (a random() outside its contract) fails both comparisons and ends up as 0.
-  return rounded > 0 ? Math.min(rounded, cap) : 0;
+  const result = rounded > 0 ? Math.min(rounded, cap) : 0;
+  return attempt > 1 ? Math.max(result, RETRY_FLOOR) : result;
 }
 
 /** minDelay·factor^(attempt-1), capped at `cap`, without ever computing an infinite power. */
 function cappedBase(attempt: number, min: number, cap: number, factor: number): number {
-  // 0·Infinity would be NaN: a zero base stays zero however many attempts pass.
-  if (min <= 0) return 0;
+  // A zero base would stay zero however many attempts pass: the first retry is immediate, later ones grow from the floor.
+  if (min <= 0) {
+    if (attempt <= 1) return 0;
+    min = Math.min(RETRY_FLOOR, cap);
+    attempt--;
+    if (min <= 0) return 0;
+  }
   const exponent = Math.max(0, attempt - 1);
   if (factor > 1) {
     // The exponent from which the base is at the cap; beyond it factor^exponent may overflow to Infinity.

@@ -45,6 +45,9 @@ const BY_CODE: Record<string, { kind: FailureKind; retryable: boolean }> = {
   ERR_RESOCK_ABORTED: { kind: 'aborted', retryable: false },
   // A user callback (a ping function) broke an option's contract: every new connection would fail the same way.
   ERR_RESOCK_INVALID_OPTION: { kind: 'unknown', retryable: false },
+  // A user callback threw where resock cannot go on without it (heartbeat ping or isPong), or onConnect wrote through
+  // the ResilientSocket: the application's bug, the same on every connection.
+  ERR_RESOCK_CALLBACK: { kind: 'unknown', retryable: false },
   ABORT_ERR: { kind: 'aborted', retryable: false },
   EHOSTUNREACH: { kind: 'unreachable', retryable: true },
   ENETUNREACH: { kind: 'unreachable', retryable: true },

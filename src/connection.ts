@@ -3,9 +3,10 @@
 // became of the writes.
 import net from 'node:net';
 import { now } from './clock.js';
-import { codeError } from './errors.js';
+import { ResockError, codeError } from './errors.js';
 import { Heartbeat, type HeartbeatHost } from './heartbeat.js';
 import { TimerQueue } from './timer-queue.js';
+import { WriteLedger } from './ledger.js';
 import { newEntry, type WriteCallback, type WriteEntry } from './queue.js';
 import type { FrameDecoder, FramingCodec, ResolvedHeartbeat, WriteAccount } from './types.js';
 
@@ -41,13 +42,6 @@ interface StreamInternals {
   encrypted?: boolean;
 }
 
-/** Writes handed to the socket whose bytes may not have reached the kernel yet, oldest first from `head`. */
-interface Ledger {
-  entries: WriteEntry[];
-  head: number;
-  bytes: number;
-}
-
 /** What only a connection with framing has. */
 interface Framed {
   readonly codec: FramingCodec;
@@ -55,8 +49,6 @@ interface Framed {
   /** The decoder's frame callback, bound once. */
   readonly onFrame: (frame: Buffer) => void;
   readonly isPong: ((frame: Buffer) => boolean) | undefined;
-  /** The first error a 'message' listener threw while the current chunk was decoded. */
-  listenerError: unknown;
 }
 
 // The socket's listeners are shared by every connection and find theirs through this property of the socket.
@@ -73,14 +65,14 @@ export class OwnedNetSocket extends net.Socket {
   [kConnection]: Connection<unknown> | undefined = undefined;
 
   override destroy(err?: Error): this {
-    this[kConnection]?.beforeDestroy();
+    this[kConnection]?.beforeDestroy(err);
     return super.destroy(err);
   }
 }
 
 /** The destroy hook for sockets resock did not make itself: the same reading, then the socket's own destroy(). */
 function hookedDestroy(this: OwnedSocket, err?: Error): net.Socket {
-  this[kConnection]?.beforeDestroy();
+  this[kConnection]?.beforeDestroy(err);
   // The hook is an own property; the prototype's destroy() is the socket's own.
   return (Object.getPrototypeOf(this) as net.Socket).destroy.call(this, err);
 }
@@ -88,6 +80,8 @@ function hookedDestroy(this: OwnedSocket, err?: Error): net.Socket {
 // Connection flags, one small integer rather than a field (8 bytes) each.
 const LOST = 1;
 const READ_SINCE_LAST_WRITE = 2;
+/** A write failed in the socket (the syscall, e.g. a reset already in the kernel): Node dropped its count of held bytes. */
+const WRITE_FAILED = 4;
 
 // Every connection's heartbeat timer, on one Node timer. Its clock is the one connections give their heartbeats.
 const heartbeatTimers = new TimerQueue({ now });
@@ -105,7 +99,7 @@ export abstract class Connection<O> implements HeartbeatHost {
 
   // Only while some write may not have reached the kernel: one the kernel takes whole at once (every ping on an idle
   // connection) never enters it.
-  #ledger: Ledger | undefined;
+  #ledger: WriteLedger<WriteEntry> | undefined;
   // User bytes accepted on this connection, and how many of them a heartbeat reply proved delivered.
   #userBytes = 0;
   #wireBytes = 0;
@@ -116,6 +110,10 @@ export abstract class Connection<O> implements HeartbeatHost {
   #progressSeen = 0;
   /** Bytes Node held that never reached the kernel, read as the socket was destroyed; -1 before. */
   #unsentAtDestroy = -1;
+  /** Bytes of the writes taken back whole when the connection ended (pings included); -1 before. */
+  #takenBack = -1;
+  /** Writes whose callback Node failed before the end was known. */
+  #failedWrites: { entry: WriteEntry; err: Error }[] | undefined;
 
   readonly #framed: Framed | undefined;
   readonly #heartbeat: Heartbeat | undefined;
@@ -131,13 +129,15 @@ export abstract class Connection<O> implements HeartbeatHost {
     this.#owner = owner;
     this.openedAt = now();
     this.#lastReadAt = this.openedAt;
+    // Bytes an onConnect handshake wrote straight to the socket are on the wire too; without them, what Node still
+    // holds of them would make bytesWritten negative.
+    this.#wireBytes = socket.bytesWritten;
     if (framing !== undefined) {
       this.#framed = {
         codec: framing,
         decoder: framing.decoder(),
         onFrame: (frame) => this.#frame(frame),
         isPong: heartbeat ? heartbeat.isPong : undefined,
-        listenerError: undefined,
       };
     }
 
@@ -158,7 +158,7 @@ export abstract class Connection<O> implements HeartbeatHost {
 
   /** False from the moment the socket is being torn down: later writes belong to the next connection. */
   get writable(): boolean {
-    return (this.#flags & LOST) === 0 && this.#unsentAtDestroy < 0;
+    return (this.#flags & (LOST | WRITE_FAILED)) === 0 && this.#unsentAtDestroy < 0;
   }
 
   /** Hands one accepted write, e.g. from the offline queue, to the socket. Returns the socket's backpressure answer. */
@@ -182,21 +182,38 @@ export abstract class Connection<O> implements HeartbeatHost {
     const size = data.length;
     if (!internal) this.#userBytes += size;
     this.#wireBytes += size;
+    const socket = this.socket;
+    // Settled now, while Node's count is still true: should this write fail, Node drops the count, and the ledger must
+    // then hold exactly the writes that never reached the kernel.
+    this.#settle();
     let ok: boolean;
     if (cb === undefined) {
-      ok = this.socket.write(data);
+      ok = socket.write(data);
     } else {
       entry ??= newEntry(data, cb, 0, internal);
-      ok = this.socket.write(data, settle(entry));
+      ok = socket.write(data, settle(entry, this));
     }
     // Nothing Node still holds means this write and every earlier one reached the kernel: none needs a ledger entry.
-    if (this.socket.writableLength > 0) {
-      const ledger = (this.#ledger ??= { entries: [], head: 0, bytes: 0 });
-      ledger.entries.push(entry ?? newEntry(data, undefined, 0, internal));
-      ledger.bytes += size;
+    // A write the syscall refused at once (a reset already in the kernel) leaves nothing held either, but failed.
+    if (socket.writableLength > 0 || socket.errored != null) {
+      if (socket.errored != null) this.#flags |= WRITE_FAILED;
+      (this.#ledger ??= new WriteLedger()).push(entry ?? newEntry(data, undefined, 0, internal));
+      this.#settle();
     }
-    this.#prune();
     return ok;
+  }
+
+  /**
+   * Node failed a write before this connection ended. Its end decides: a write taken back is sent again later; one
+   * that reached the kernel gets this error after all.
+   */
+  writeFailed(entry: WriteEntry, err: Error): void {
+    if ((err as { syscall?: string }).syscall === 'write') this.#flags |= WRITE_FAILED;
+    (this.#failedWrites ??= []).push({ entry, err });
+  }
+
+  get lost(): boolean {
+    return (this.#flags & LOST) !== 0;
   }
 
   /** Ends the connection with a failure of our own making (heartbeat, protocol). */
@@ -232,7 +249,7 @@ export abstract class Connection<O> implements HeartbeatHost {
       quietBeforeLastWrite: this.#quietBeforeLastWrite < 0 ? undefined : this.#quietBeforeLastWrite,
       readSinceLastWrite: (this.#flags & READ_SINCE_LAST_WRITE) !== 0,
       bytesRead: this.socket.bytesRead,
-      bytesWritten: this.#wireBytes - (this.#unsentAtDestroy >= 0 ? this.#unsentAtDestroy : this.socket.writableLength),
+      bytesWritten: this.#wireBytes - (this.#takenBack >= 0 ? this.#takenBack : this.socket.writableLength),
       writes,
     };
   }
@@ -254,7 +271,7 @@ export abstract class Connection<O> implements HeartbeatHost {
       data = this.#framed ? this.#framed.codec.encode(ping) : ping;
     } catch (err) {
       // A user's ping function that throws must not escape a timer: the connection cannot be kept alive without it.
-      this.fail(err as Error);
+      this.fail(callbackFailed('heartbeat.ping', err));
       return;
     }
     this.#pingMark = this.#userBytes;
@@ -298,7 +315,7 @@ export abstract class Connection<O> implements HeartbeatHost {
 
   static #onDrain(this: net.Socket): void {
     const conn = connectionOf(this);
-    conn.#prune();
+    conn.#settle();
     conn.host.onDrain(conn.#owner);
   }
 
@@ -321,7 +338,9 @@ export abstract class Connection<O> implements HeartbeatHost {
   }
 
   /** Called by the socket's destroy() before it runs: takes the reading of what never reached the kernel. */
-  beforeDestroy(): void {
+  beforeDestroy(err: Error | undefined): void {
+    // A failed write syscall reaches destroy() after Node has dropped its count: whatever the ledger holds never left.
+    if ((err as { syscall?: string } | undefined)?.syscall === 'write') this.#flags |= WRITE_FAILED;
     if (this.#unsentAtDestroy < 0) this.#unsentAtDestroy = unsentBytes(this.socket);
   }
 
@@ -342,13 +361,6 @@ export abstract class Connection<O> implements HeartbeatHost {
     } catch (err) {
       this.fail(err as Error);
     }
-    const listenerError = framed.listenerError;
-    if (listenerError !== undefined) {
-      framed.listenerError = undefined;
-      // A throwing 'message' listener is the application's bug, not the peer's: surface it the way a throwing
-      // 'data' listener would, after the decoder has consumed the chunk intact.
-      throw listenerError;
-    }
   }
 
   #frame(frame: Buffer): void {
@@ -356,17 +368,22 @@ export abstract class Connection<O> implements HeartbeatHost {
     const framed = this.#framed!;
     if (framed.isPong !== undefined) {
       const t = now();
-      if (framed.isPong(frame)) {
+      let pong: boolean;
+      try {
+        pong = framed.isPong(frame);
+      } catch (err) {
+        // Without a working isPong no reply can ever be recognised, and the peer would be blamed for it.
+        this.fail(callbackFailed('heartbeat.isPong', err));
+        return;
+      }
+      if (pong) {
         this.#heartbeat?.pong(t);
         return;
       }
       this.#heartbeat?.activity(t);
     }
-    try {
-      this.host.onMessage(this.#owner, frame);
-    } catch (err) {
-      framed.listenerError ??= err;
-    }
+    // The host shields resock from its listeners: nothing it calls can throw into the decoder.
+    this.host.onMessage(this.#owner, frame);
   }
 
   #finish(err: unknown): void {
@@ -376,32 +393,28 @@ export abstract class Connection<O> implements HeartbeatHost {
     if (!this.socket.destroyed) this.socket.destroy();
     const { requeue, account } = this.#takeUnsent();
     this.#evidence = this.#measure(account);
+    const failed = this.#failedWrites;
+    this.#failedWrites = undefined;
+    if (failed !== undefined) for (const f of failed) if (!f.entry.requeued) f.entry.cb!(f.err);
     this.host.onLost(this.#owner, this, err, requeue);
   }
 
   #takeUnsent(): { requeue: WriteEntry[]; account: WriteAccount } {
-    let unsent = Math.max(0, this.#unsentAtDestroy);
+    const ledger = this.#ledger;
+    this.#ledger = undefined;
+    const unsent = (this.#flags & WRITE_FAILED) !== 0 ? Number.POSITIVE_INFINITY : Math.max(0, this.#unsentAtDestroy);
+    const taken = ledger === undefined || unsent === 0 ? [] : ledger.takeUnsent(unsent);
     const out: WriteEntry[] = [];
     let requeuedBytes = 0;
-    const ledger = this.#ledger ?? { entries: [], head: 0, bytes: 0 };
-    for (let i = ledger.entries.length - 1; i >= ledger.head && unsent > 0; i--) {
-      const e = ledger.entries[i]!;
-      const size = e.data.length;
-      const tail = Math.min(size, unsent);
-      unsent -= tail;
+    let takenBack = 0;
+    for (const e of taken) {
+      takenBack += e.data.length;
       if (e.internal) continue;
       e.requeued = true;
-      if (tail === size || this.#framed !== undefined) {
-        // A frame cut in the middle never reached the peer whole: send it again whole.
-        out.push({ data: e.data, cb: e.cb, at: e.at, internal: false, requeued: false });
-        requeuedBytes += size;
-      } else {
-        out.push({ data: e.data.subarray(size - tail), cb: e.cb, at: e.at, internal: false, requeued: false });
-        requeuedBytes += tail;
-      }
+      out.push(newEntry(e.data, e.cb, e.at));
+      requeuedBytes += e.data.length;
     }
-    out.reverse();
-    this.#ledger = undefined;
+    this.#takenBack = takenBack;
     const confirmed = Math.min(this.#confirmed, this.#userBytes - requeuedBytes);
     const account = {
       confirmedBytes: confirmed,
@@ -411,26 +424,17 @@ export abstract class Connection<O> implements HeartbeatHost {
     return { requeue: out, account };
   }
 
-  // Drops ledger entries the kernel certainly has: everything older than the bytes Node still holds.
-  #prune(): void {
+  // Drops ledger entries the kernel certainly has: everything older than the bytes Node still holds. Not once a write
+  // has failed: Node then holds nothing by its count, although none of those writes reached the kernel.
+  #settle(): void {
     const ledger = this.#ledger;
-    if (ledger === undefined) return;
+    if (ledger === undefined || (this.#flags & WRITE_FAILED) !== 0) return;
     const pending = this.socket.writableLength;
     if (pending === 0) {
       this.#ledger = undefined;
       return;
     }
-    const entries = ledger.entries;
-    while (ledger.head < entries.length) {
-      const size = entries[ledger.head]!.data.length;
-      if (ledger.bytes - size < pending) break;
-      entries[ledger.head++] = undefined as unknown as WriteEntry;
-      ledger.bytes -= size;
-    }
-    if (ledger.head > 1024 && ledger.head * 2 > entries.length) {
-      ledger.entries = entries.slice(ledger.head);
-      ledger.head = 0;
-    }
+    ledger.settle(pending);
   }
 }
 
@@ -470,13 +474,24 @@ function unsentBytes(socket: net.Socket): number {
   return pending - state.writelen + Math.min(queued, state.writelen);
 }
 
-function settle(entry: WriteEntry): (err?: Error | null) => void {
+function settle(entry: WriteEntry, conn: Connection<unknown>): (err?: Error | null) => void {
   return (err) => {
     // A requeued write completes on a later connection. Node reports the cancelled one here, even as a success
     // when the socket was already destroyed, so its report is not the user's to see.
     if (entry.requeued) return;
+    // A write the socket failed never reached the kernel whole: the connection's end takes it back (or reports it).
+    if (err && !conn.lost) {
+      conn.writeFailed(entry, err);
+      return;
+    }
     entry.cb!(err);
   };
+}
+
+/** A user's callback threw: the application's bug, fatal to the connection and never retried. */
+function callbackFailed(option: string, err: unknown): Error {
+  const detail = err instanceof Error ? err.message : String(err);
+  return new ResockError('ERR_RESOCK_CALLBACK', `${option} threw: ${detail}`, { cause: err });
 }
 
 function heartbeatTimeout(timeout: number, silentFor: number): Error {

@@ -315,8 +315,9 @@ function resolveOfflineQueue(value: unknown): ResolvedOfflineQueue | false {
   const maxBytes = optional(own(o, 'maxBytes'), 4 * 1024 * 1024, (v) =>
     checkNumber(v, 'offlineQueue.maxBytes', { min: 0 }),
   );
-  // Infinity: maxBytes already bounds the memory; a count limit only matters for per-write costs.
-  const maxWrites = optional(own(o, 'maxWrites'), Infinity, (v) =>
+  // 32,768: maxBytes counts a per-write overhead and so bounds memory already; the count bounds how long the flush
+  // after a reconnect holds the event loop (a few tens of ms for this many writes).
+  const maxWrites = optional(own(o, 'maxWrites'), 32_768, (v) =>
     checkNumber(v, 'offlineQueue.maxWrites', { min: 0, infinity: true }),
   );
   // Infinity: whether a late write is still worth sending is the application's call.

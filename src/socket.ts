@@ -3,6 +3,7 @@
 import type net from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import pRetry from 'p-retry';
+import { onAbort } from './abort.js';
 import { type Backoff, createBackoff } from './backoff.js';
 import { type Connection, connectionClass } from './connection.js';
 import { now } from './clock.js';
@@ -13,10 +14,12 @@ import { handshake, sleep } from './handshake.js';
 import { applyKeepAlive } from './keepalive.js';
 import { resolveOptions } from './options.js';
 import { OfflineQueue, newEntry, rejectEntry, type WriteCallback, type WriteEntry } from './queue.js';
+import { decideReconnect, type ReconnectDecision } from './reconnect.js';
 import { isTerminal, transition } from './state.js';
 import { describeEndpoint, dial } from './transport.js';
 import type {
   CloseReason,
+  ResolvedOfflineQueue,
   Endpoint,
   Failure,
   FailureKind,
@@ -31,7 +34,8 @@ import type {
 /** Carries a Failure through p-retry, which only deals in errors. */
 class FailureError extends Error {
   readonly failure: Failure;
-  constructor(failure: Failure) {
+  readonly decision: ReconnectDecision;
+  constructor(failure: Failure, decision: ReconnectDecision) {
     // Never shown to anyone: only its failure is read. Without a stack trace it costs a crowd of redialing clients
     // (one per refused dial) a few microseconds less each.
     const limit = Error.stackTraceLimit;
@@ -40,6 +44,7 @@ class FailureError extends Error {
     Error.stackTraceLimit = limit;
     this.name = 'FailureError';
     this.failure = failure;
+    this.decision = decision;
   }
 }
 
@@ -115,8 +120,8 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   // Aborted when the socket starts closing: cancels the dial loop's dials, handshakes, backoff sleeps and retries. One
   // per loop, set exactly while a loop runs, which makes it the guard that only one runs at a time.
   #loopAborter: AbortController | undefined;
-  /** Only when a signal was given. */
-  readonly #onAbort: (() => void) | undefined;
+  /** Stops watching the user's signal; only when one was given. */
+  #unwatchSignal: (() => void) | undefined;
   #closing: Closing | undefined;
   #readyWaiters: ReadyWaiter[] | undefined;
 
@@ -133,15 +138,20 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   // heartbeat reply allocates nothing that outlives it.
   #rtt = -1;
   #keepAlive = 0;
+  /** A write() answered false: a 'drain' is owed. */
+  #needDrain = false;
+  /** cork() depth, and the writes it holds back: they leave as one write at the last uncork(). */
+  #corked = 0;
+  #corkedWrites: { chunks: Buffer[]; cbs: WriteCallback[] } | undefined;
+  /** Set while the user's onConnect runs its synchronous part, and counts writes made during a handshake. */
+  #inOnConnect = false;
+  #handshakeWrites = -1;
 
   constructor(options: ResilientSocketOptions) {
     super();
     this.options = resolveOptions(options);
     const signal = this.options.signal;
-    if (signal !== undefined) {
-      this.#onAbort = () => this.#abort(signal);
-      signal.addEventListener('abort', this.#onAbort, { once: true });
-    }
+    if (signal !== undefined && !signal.aborted) this.#unwatchSignal = onAbort(signal, () => this.#abort(signal));
   }
 
   get state(): SocketState {
@@ -188,7 +198,9 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     if (this.#state !== 'idle') return this;
     const signal = this.options.signal;
     if (signal?.aborted) {
-      this.#abort(signal);
+      // Closed now, announced later: the caller attaches its listeners after connect() returns.
+      this.#beginClose('aborted', abortCause(signal));
+      queueMicrotask(() => this.#finishClose());
       return this;
     }
     this.#to('connecting');
@@ -197,25 +209,98 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   }
 
   /**
-   * Writes like net.Socket#write. While no connection is open the write waits in the offline queue. The callback gets
-   * an error with a `code` when the write can never be sent (ERR_RESOCK_CLOSED, _QUEUE_FULL, _DROPPED, _EXPIRED, _NOT_OPEN).
-   * With framing, `data` is one frame.
+   * Writes like net.Socket#write: `write(data)`, `write(data, cb)`, `write(data, encoding, cb)`. While no connection is
+   * open the write waits in the offline queue. Returns false when the caller should wait for 'drain' before writing
+   * more; a 'drain' then follows unless the socket closes first. A write that can never be sent is reported to its
+   * callback with a coded error (ERR_RESOCK_CLOSED, _QUEUE_FULL, _DROPPED, _EXPIRED, _NOT_OPEN, or the framing's).
+   * With framing, `data` is one frame. Arguments of the wrong type throw a TypeError at once.
    */
-  write(data: string | Uint8Array, cb?: WriteCallback): boolean {
-    let buf = toBuffer(data);
+  write(data: string | Uint8Array, encoding?: BufferEncoding | WriteCallback, cb?: WriteCallback): boolean {
+    if (typeof encoding === 'function') {
+      if (cb !== undefined) throw argError('ERR_INVALID_ARG_TYPE', 'write(data, cb) takes no third argument');
+      cb = encoding;
+      encoding = undefined;
+    }
+    if (cb !== undefined && typeof cb !== 'function') {
+      throw argError('ERR_INVALID_ARG_TYPE', `write() callback must be a function, got ${typeof cb}`);
+    }
+    let buf = toBuffer(data, encoding);
     const framing = this.options.framing;
-    if (framing !== undefined) buf = framing.encode(buf);
+    if (framing !== undefined) {
+      try {
+        buf = framing.encode(buf);
+      } catch (err) {
+        // The frame is refused, not the connection. Without a callback nothing else could say so: throw.
+        if (cb === undefined) throw err;
+        process.nextTick(cb, err);
+        return !this.#needDrain;
+      }
+    }
+    if (this.#corked > 0 && !this.#terminal) {
+      const held = (this.#corkedWrites ??= { chunks: [], cbs: [] });
+      held.chunks.push(buf);
+      if (cb !== undefined) held.cbs.push(cb);
+      return !this.#needDrain;
+    }
+    return this.#write(buf, cb);
+  }
+
+  #write(buf: Buffer, cb: WriteCallback | undefined): boolean {
     const conn = this.#conn;
     if (conn !== undefined && conn.writable && this.#state === 'open') {
-      return conn.writeNow(buf, cb);
+      const ok = conn.writeNow(buf, cb);
+      if (!ok) this.#needDrain = true;
+      return ok;
     }
-    return this.#enqueue(newEntry(buf, cb, now()));
+    if (this.#inOnConnect) {
+      throw new ResockError(
+        'ERR_RESOCK_CALLBACK',
+        'onConnect wrote through the ResilientSocket: those writes wait until onConnect finishes, so awaiting one would never end. Write handshake bytes to the socket onConnect receives',
+      );
+    }
+    if (this.#handshakeWrites >= 0) this.#handshakeWrites++;
+    if (!this.#enqueue(newEntry(buf, cb, now()))) {
+      // Refused: its callback says why. Once closed no 'drain' can come ('close' did); otherwise one follows the flush.
+      if (!this.#terminal) this.#needDrain = true;
+      return false;
+    }
+    // Like net.Socket while it connects: past the high-water mark the producer should wait for the flush's 'drain'.
+    if (this.#queue!.bytes < QUEUE_HIGH_WATER) return true;
+    this.#needDrain = true;
+    return false;
+  }
+
+  /**
+   * Holds writes back until the matching uncork(): they then leave as one write, so nothing (a heartbeat ping, a
+   * reconnect) can come between them, and a lost connection sends them again together or not at all.
+   */
+  cork(): void {
+    this.#corked++;
+  }
+
+  uncork(): void {
+    if (this.#corked === 0) return;
+    this.#corked--;
+    if (this.#corked === 0) this.#releaseCorked();
+  }
+
+  #releaseCorked(): void {
+    const held = this.#corkedWrites;
+    this.#corkedWrites = undefined;
+    if (held === undefined) return;
+    const data = held.chunks.length === 1 ? held.chunks[0]! : Buffer.concat(held.chunks);
+    const cbs = held.cbs;
+    const cb: WriteCallback | undefined =
+      cbs.length === 0 ? undefined : cbs.length === 1 ? cbs[0] : (err) => {
+        for (const f of cbs) f(err);
+      };
+    this.#write(data, cb);
   }
 
   /** Resolves once the bytes are handed to the kernel; rejects with a coded error when they never can be. */
-  send(data: string | Uint8Array): Promise<void> {
+  send(data: string | Uint8Array, encoding?: BufferEncoding): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.write(data, (err) => (err ? reject(err) : resolve()));
+      this.write(data, encoding, (err) => (err ? reject(err) : resolve()));
     });
   }
 
@@ -240,8 +325,8 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   }
 
   /** Writes `data` if given, then closes gracefully. */
-  end(data?: string | Uint8Array): this {
-    if (data !== undefined) this.write(data);
+  end(data?: string | Uint8Array, encoding?: BufferEncoding): this {
+    if (data !== undefined) this.write(data, encoding);
     void this.close();
     return this;
   }
@@ -253,6 +338,9 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   close(): Promise<void> {
     const state = this.#state;
     if (state === 'closed' || state === 'closing') return this.#whenClosed();
+    // What was written goes out, corked or not.
+    this.#corked = 0;
+    this.#releaseCorked();
     this.#beginClose('closed', undefined);
     const conn = this.#conn;
     if (conn !== undefined && conn.writable) {
@@ -309,13 +397,15 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
         minTimeout: 0,
         maxTimeout: 0,
         signal,
+        // The decision was taken and committed where the failure was judged (#connectFailed); p-retry only carries it.
+        shouldRetry: ({ error }) => (error as FailureError).decision?.retry === true,
         onFailedAttempt: async ({ error }) => {
           const failure = (error as FailureError).failure;
-          if (failure === undefined || !this.#mayRetry(failure)) throw error;
-          await this.#pause(failure, signal);
+          if (failure !== undefined && (error as FailureError).decision?.retry === true) await this.#pause(failure, signal);
         },
       });
     } catch (err) {
+      // Whatever ends the loop without a committed close is resock's own bug: close rather than strand the socket.
       if (!this.#terminal) {
         const failure = (err as FailureError).failure;
         this.#closeNow(failure?.retryable === false ? 'fatal' : 'gave-up', undefined, failure);
@@ -325,15 +415,13 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     }
   }
 
-  #mayRetry(failure: Failure): boolean {
-    const rc = this.options.reconnect;
-    if (rc === false || !failure.retryable || this.#terminal) return false;
-    const run = this.#run;
-    if ((run?.retriesUsed ?? 0) >= rc.retries) return false;
-    const firstFailureAt = run?.firstFailureAt ?? -1;
-    if (firstFailureAt >= 0 && now() - firstFailureAt >= rc.maxElapsed) return false;
-    if (rc.shouldReconnect !== undefined && !rc.shouldReconnect(failure)) return false;
-    return true;
+  /** Decides what follows `failure` and commits it: the run's counters and, when resock gives up, the close. */
+  #decide(failure: Failure): ReconnectDecision {
+    const decision = this.#terminal
+      ? ({ retry: false, reason: 'gave-up' } as const)
+      : decideReconnect(this.options.reconnect, failure, this.#run, now());
+    if (decision.retry && decision.callbackError !== undefined) surface(decision.callbackError);
+    return decision;
   }
 
   /** Waits out the backoff before the next attempt. */
@@ -348,6 +436,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     }
     if (this.#state !== 'reconnecting') this.#to('reconnecting');
     this.#publish('reconnecting', { attempt: run.attempt + 1, delay, failure });
+    if (this.#terminal) throw signal.reason;
     await sleep(delay, signal);
   }
 
@@ -359,6 +448,8 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     run.attempt++;
     if (this.#state !== 'connecting') this.#to('connecting');
     this.#publish('connecting', { attempt: run.attempt, endpoint });
+    // A 'connecting' listener may have closed the socket: then this dial never starts.
+    if (this.#terminal) throw loopSignal.reason;
 
     const attempt = new AbortController();
     let phase: FailurePhase = 'connect';
@@ -367,10 +458,16 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     loopSignal.addEventListener('abort', onClosing, { once: true });
     const timer = setTimeout(() => {
       const stalled = phase === 'handshake' ? 'the onConnect handshake' : tcpUp ? 'the TLS handshake' : 'connect';
+      const writes = phase === 'handshake' ? this.#handshakeWrites : 0;
+      // Writes through the ResilientSocket wait for onConnect; an onConnect that awaits one never finishes.
+      const hint =
+        writes > 0
+          ? `; ${writes} write(s) were made through the ResilientSocket meanwhile, and those wait for onConnect: if onConnect awaited one, write to the socket it receives instead`
+          : '';
       attempt.abort(
         codeError(
           phase === 'connect' && !tcpUp ? 'ERR_RESOCK_CONNECT_TIMEOUT' : 'ERR_RESOCK_HANDSHAKE_TIMEOUT',
-          `${stalled} to ${describeEndpoint(endpoint)} did not finish within connectTimeout (${this.options.connectTimeout} ms)`,
+          `${stalled} to ${describeEndpoint(endpoint)} did not finish within connectTimeout (${this.options.connectTimeout} ms)${hint}`,
         ),
       );
     }, this.options.connectTimeout);
@@ -384,12 +481,14 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       const onConnect = this.options.onConnect;
       if (onConnect !== undefined) {
         phase = 'handshake';
-        await handshake(socket, onConnect, attempt.signal);
+        this.#handshakeWrites = 0;
+        await handshake(socket, this.#guardOnConnect(onConnect), attempt.signal);
       }
     } catch (err) {
       socket?.destroy();
       throw this.#connectFailed(err, phase, endpoint);
     } finally {
+      this.#handshakeWrites = -1;
       clearTimeout(timer);
       loopSignal.removeEventListener('abort', onClosing);
     }
@@ -398,14 +497,37 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       throw loopSignal.reason;
     }
     this.#open(socket, endpoint);
-    this.#watchStability();
+  }
+
+  /** Runs onConnect with writes through this socket refused during its synchronous part (see #write). */
+  #guardOnConnect(onConnect: NonNullable<ResolvedOptions['onConnect']>): NonNullable<ResolvedOptions['onConnect']> {
+    return (socket, signal) => {
+      this.#inOnConnect = true;
+      try {
+        return onConnect(socket, signal);
+      } finally {
+        this.#inOnConnect = false;
+      }
+    };
   }
 
   #connectFailed(err: unknown, phase: FailurePhase, endpoint: Endpoint): Error {
     if (this.#terminal) return err instanceof Error ? err : new Error(String(err));
     const failure = this.#failure(err, phase, endpoint, undefined);
+    // Decide and commit before any listener runs: a throwing or closing listener cannot change what comes next.
+    const decision = this.#decide(failure);
+    this.#recordFailure(failure);
+    if (this.options.offlineQueue === false && this.#queue !== undefined) {
+      // The first dial failed: what waited for it is refused, as net.Socket's writes fail with its connect.
+      const queue = this.#queue;
+      this.#queue = undefined;
+      queue.rejectAll('ERR_RESOCK_NOT_OPEN', 'the first connection attempt failed and offlineQueue is off', failure.error);
+      queue.dispose();
+    }
+    if (!decision.retry) this.#commitClose(decision.reason, failure);
     this.#emitFailure(failure, false);
-    return new FailureError(failure);
+    if (!decision.retry) this.#finishClose();
+    return new FailureError(failure, decision);
   }
 
   #open(socket: net.Socket, endpoint: Endpoint): void {
@@ -422,14 +544,20 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     if (queue !== undefined) {
       this.#queue = undefined;
       const entries = queue.takeAll(now());
+      queue.dispose();
       socket.cork();
       for (const e of entries) conn.write(e);
       socket.uncork();
     }
+    // A producer told to wait gets its 'drain' once the flush is in the kernel: now, or with the socket's own 'drain'.
+    const drainNow = this.#needDrain && !socket.writableNeedDrain;
+    if (drainNow) this.#needDrain = false;
     const waiters = this.#readyWaiters;
     this.#readyWaiters = undefined;
+    this.#watchStability();
     if (waiters !== undefined) for (const w of waiters) w.resolve();
     this.#publish('connect', { attempt, endpoint, reconnected, downtime });
+    if (drainNow && this.#conn === conn) this.#emit('drain');
   }
 
   /**
@@ -478,7 +606,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     for (const key of KEEPALIVE_KEYS) if (applied[key]) bits |= KEEPALIVE_BITS[key];
     this.#keepAlive = bits;
     if (warn) {
-      this.emit('warning', { code: 'KEEPALIVE_NOT_APPLIED', message: `keepAlive partly applied: ${problems.join('; ')}` });
+      this.#emit('warning', { code: 'KEEPALIVE_NOT_APPLIED', message: `keepAlive partly applied: ${problems.join('; ')}` });
     }
   }
 
@@ -498,20 +626,21 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   // socket's private state.
   static readonly #Connection = connectionClass<ResilientSocket>({
     onData: (owner, chunk) => {
-      owner.emit('data', chunk);
+      owner.#emit('data', chunk);
     },
     onMessage: (owner, frame) => {
-      owner.emit('message', frame);
+      owner.#emit('message', frame);
     },
     onDrain: (owner) => {
-      owner.emit('drain');
+      owner.#needDrain = false;
+      owner.#emit('drain');
     },
     onRtt: (owner, rtt) => {
       owner.#rtt = rtt;
-      owner.emit('heartbeat', { rtt });
+      owner.#emit('heartbeat', { rtt });
     },
     onStall: (owner, lateBy) => {
-      owner.emit('warning', {
+      owner.#emit('warning', {
         code: 'EVENT_LOOP_STALL',
         message: `heartbeat timer fired ${Math.round(lateBy)} ms late: this process's event loop was blocked, so the peer is not blamed yet`,
       });
@@ -530,13 +659,14 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     past.lostAt = now();
 
     if (this.#terminal) {
-      for (const e of requeue) rejectEntry(e, 'ERR_RESOCK_CLOSED', 'socket closed before the write was sent', this.#closing?.cause);
+      const cause = this.#closing?.cause;
+      for (const e of requeue) rejectEntry(e, closedCode(this.#closing), 'socket closed before the write was sent', cause);
       this.#finishClose();
       return;
     }
     const offlineQueue = this.options.offlineQueue;
     if (offlineQueue === false) {
-      for (const e of requeue) rejectEntry(e, 'ERR_RESOCK_NOT_OPEN', 'connection lost before the write was sent and offlineQueue is off');
+      for (const e of requeue) rejectEntry(e, 'ERR_RESOCK_NOT_OPEN', 'connection lost before the write reached the kernel whole, and offlineQueue is off');
     } else if (requeue.length > 0) {
       (this.#queue ??= new OfflineQueue(offlineQueue)).requeue(requeue);
     }
@@ -546,15 +676,24 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     // Lost before it proved stable, the run goes on, with its attempt count and backoff.
     this.#stopWatchingStability();
     const failure = this.#failure(err ?? codeError('ERR_RESOCK_PEER_CLOSED', 'the peer closed the connection (FIN)'), 'open', endpoint, conn);
-    this.#to('reconnecting');
-    this.#emitFailure(failure, true);
-    if (this.#terminal) return;
 
-    if (this.#mayRetry(failure)) {
+    // Decide, commit, then emit: the listeners below see the state that follows, and nothing they do (throw, close)
+    // can leave the socket between two states.
+    const decision = this.#decide(failure);
+    this.#recordFailure(failure);
+    if (decision.retry) {
+      this.#to('reconnecting');
       void this.#loop(failure);
     } else {
-      this.#closeNow(failure.retryable ? 'gave-up' : 'fatal', undefined, failure);
+      this.#commitClose(decision.reason, failure);
     }
+    this.#emitFailure(failure, true);
+    if (!decision.retry) this.#finishClose();
+  }
+
+  /** Limits of the offline queue; with the queue off, of the buffer that holds writes made during the first dial. */
+  #queueOptions(): ResolvedOfflineQueue {
+    return this.options.offlineQueue === false ? FIRST_DIAL_BUFFER : this.options.offlineQueue;
   }
 
   #failure(err: unknown, phase: FailurePhase, endpoint: Endpoint, conn: Connection<ResilientSocket> | undefined): Failure {
@@ -568,51 +707,83 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     return buildFailure(err, phase, endpoint, conn?.evidence(), history, this.options);
   }
 
-  #emitFailure(failure: Failure, disconnect: boolean): void {
+  /** Counts a failure into the socket's history; the next attempt goes to the next endpoint. */
+  #recordFailure(failure: Failure): void {
     const past = this.#pastState();
     past.failures[failure.kind] = (past.failures[failure.kind] ?? 0) + 1;
     past.lastFailure = failure;
     const run = this.#runState();
     run.previousKind = failure.kind;
     if (run.firstFailureAt < 0) run.firstFailureAt = now();
-    // Rotate: the next attempt goes to the next endpoint.
     past.endpointIndex++;
+  }
+
+  #emitFailure(failure: Failure, disconnect: boolean): void {
     this.#publish('failure', failure);
-    if (failure.kind === 'reset' || failure.kind === 'broken-pipe') this.emit('reset', failure);
-    if (disconnect) this.emit('disconnect', failure);
+    if (failure.kind === 'reset' || failure.kind === 'broken-pipe') this.#emit('reset', failure);
+    if (disconnect) this.#emit('disconnect', failure);
   }
 
   /** Emits a lifecycle event and publishes it on its diagnostics channel. */
   #publish<E extends ChannelName>(name: E, payload: Parameters<ResilientSocketEvents[E]>[0]): void {
     const channel = channels[name];
+    // diagnostics_channel reports a throwing subscriber on a later tick by itself.
     if (channel.hasSubscribers) channel.publish({ socket: this, ...payload });
-    (this.emit as (event: E, arg: typeof payload) => boolean)(name, payload);
+    (this.#emit as (event: E, arg: typeof payload) => void)(name, payload);
   }
 
+  /**
+   * Emits to the application's listeners. A listener that throws never changes what resock does next: its exception
+   * surfaces as an uncaught exception on a later tick. As with Node's own emitters, the listeners after it do not run
+   * for this event.
+   */
+  #emit<E extends keyof ResilientSocketEvents>(name: E, ...args: Parameters<ResilientSocketEvents[E]>): void {
+    try {
+      (this.emit as (event: E, ...a: unknown[]) => boolean)(name, ...args);
+    } catch (err) {
+      surface(err);
+    }
+  }
+
+  /** Accepts a write into the offline queue, or rejects it through its callback; returns whether it was accepted. */
   #enqueue(entry: WriteEntry): boolean {
     if (this.#terminal) {
-      rejectEntry(entry, 'ERR_RESOCK_CLOSED', `socket is ${this.#state}`);
+      rejectEntry(entry, closedCode(this.#closing), `socket is ${this.#state}`, this.#closing?.cause);
       return false;
     }
-    const offlineQueue = this.options.offlineQueue;
-    if (offlineQueue === false) {
+    // Without an offline queue, writes still wait for the first connection, as net.Socket's do while it connects;
+    // only a socket that lost its connection refuses them.
+    if (this.options.offlineQueue === false && !this.#firstDial()) {
       rejectEntry(entry, 'ERR_RESOCK_NOT_OPEN', `socket is ${this.#state} and offlineQueue is off`);
       return false;
     }
-    return (this.#queue ??= new OfflineQueue(offlineQueue)).push(entry);
+    return (this.#queue ??= new OfflineQueue(this.#queueOptions())).push(entry);
+  }
+
+  /** Before connect(), or while its first attempt runs. */
+  #firstDial(): boolean {
+    return this.#connects === 0 && this.#attempts <= 1 && (this.#past?.failures === undefined);
   }
 
   // ---- closing --------------------------------------------------------------------------------------------------
 
   #abort(signal: AbortSignal): void {
-    this.#closeNow('aborted', signal.reason instanceof Error ? signal.reason : undefined);
+    this.#closeNow('aborted', abortCause(signal));
   }
 
   #beginClose(reason: CloseReason, cause: Error | undefined): void {
     this.#closing = { reason, cause, failure: undefined, emitted: false, promise: undefined, resolve: undefined };
     this.#to(this.#state === 'idle' ? 'closed' : 'closing');
     this.#stopWatchingStability();
-    this.#loopAborter?.abort(new ResockError('ERR_RESOCK_CLOSED', 'socket closed', { cause }));
+    this.#unwatchSignal?.();
+    this.#unwatchSignal = undefined;
+    this.#loopAborter?.abort(new ResockError(closedCode(this.#closing), 'socket closed', { cause }));
+  }
+
+  /** Commits to closing because of `failure`, when no connection is open; #finishClose announces it. */
+  #commitClose(reason: CloseReason, failure: Failure): void {
+    if (this.#state !== 'closing' && this.#state !== 'closed') this.#beginClose(reason, undefined);
+    this.#closing!.failure ??= failure;
   }
 
   /** Immediate close: the current connection is destroyed and the socket is closed before this returns. */
@@ -623,6 +794,12 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     const closing = this.#closing!;
     closing.cause ??= cause;
     closing.failure ??= failure;
+    this.#corked = 0;
+    const held = this.#corkedWrites;
+    this.#corkedWrites = undefined;
+    if (held !== undefined) {
+      for (const cb of held.cbs) rejectEntry(newEntry(EMPTY, cb, 0), closedCode(closing), 'socket closed before the write was sent', cause);
+    }
     // destroy() reports through #connectionLost, which finishes the close; without a connection, finish here.
     this.#conn?.destroy();
     this.#finishClose();
@@ -633,20 +810,23 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     if (this.#conn !== undefined || closing.emitted) return;
     closing.emitted = true;
     if (this.#state !== 'closed') this.#to('closed');
-    this.#queue?.rejectAll('ERR_RESOCK_CLOSED', 'socket closed before the write was sent');
+    const code = closedCode(closing);
+    this.#queue?.rejectAll(code, 'socket closed before the write was sent', closing.cause);
     this.#queue?.dispose();
     this.#queue = undefined;
-    if (this.#onAbort !== undefined) this.options.signal?.removeEventListener('abort', this.#onAbort);
+    this.#unwatchSignal?.();
+    this.#unwatchSignal = undefined;
     const { reason, failure } = closing;
     const waiters = this.#readyWaiters;
     this.#readyWaiters = undefined;
     if (waiters !== undefined) {
       for (const w of waiters) {
-        w.reject(new ResockError('ERR_RESOCK_CLOSED', `socket closed (${reason}) before it was open`, { cause: failure?.error }));
+        w.reject(new ResockError(code, `socket closed (${reason}) before it was open`, { cause: failure?.error ?? closing.cause }));
       }
     }
-    this.#publish('close', failure ? { reason, failure } : { reason });
+    // Settled before anyone hears of it: a throwing 'close' listener cannot leave close() pending.
     closing.resolve?.();
+    this.#publish('close', failure ? { reason, failure } : { reason });
   }
 
   /** The promise close() returns, made on first request: most sockets are never closed by a call that awaits it. */
@@ -666,11 +846,53 @@ export function connect(options: ResilientSocketOptions): ResilientSocket {
   return new ResilientSocket(options).connect();
 }
 
-function toBuffer(data: string | Uint8Array): Buffer {
+// Like net.Socket: past this many queued bytes write() answers false until the flush after the next connect.
+const QUEUE_HIGH_WATER = 16 * 1024;
+
+const EMPTY = Buffer.alloc(0);
+
+// With offlineQueue off, writes made while the first connection is being dialled wait for it, as net.Socket's do
+// (a protocol client writes its hello at once); bounded like the default queue.
+const FIRST_DIAL_BUFFER: ResolvedOfflineQueue = Object.freeze({
+  maxBytes: 4 * 1024 * 1024,
+  maxWrites: 32_768,
+  maxAge: Number.POSITIVE_INFINITY,
+  overflow: 'reject',
+});
+
+function closedCode(closing: Closing | undefined): 'ERR_RESOCK_ABORTED' | 'ERR_RESOCK_CLOSED' {
+  return closing?.reason === 'aborted' ? 'ERR_RESOCK_ABORTED' : 'ERR_RESOCK_CLOSED';
+}
+
+function abortCause(signal: AbortSignal): Error | undefined {
+  return signal.reason instanceof Error ? signal.reason : undefined;
+}
+
+/** Rethrows on a later tick: an application's bug must surface, but never inside resock's own bookkeeping. */
+function surface(err: unknown): void {
+  process.nextTick(rethrow, err);
+}
+
+function rethrow(err: unknown): never {
+  throw err;
+}
+
+function argError(code: string, message: string): TypeError {
+  return Object.assign(new TypeError(message), { code });
+}
+
+function toBuffer(data: string | Uint8Array, encoding: BufferEncoding | undefined): Buffer {
+  if (typeof data === 'string') {
+    if (encoding === undefined || encoding === 'utf8' || encoding === 'utf-8') return Buffer.from(data, 'utf8');
+    if (typeof encoding !== 'string' || !Buffer.isEncoding(encoding)) {
+      throw argError('ERR_UNKNOWN_ENCODING', `write(): unknown encoding ${JSON.stringify(encoding)}`);
+    }
+    return Buffer.from(data, encoding);
+  }
+  if (encoding !== undefined && typeof encoding !== 'string') {
+    throw argError('ERR_INVALID_ARG_TYPE', `write() encoding must be a string, got ${typeof encoding}`);
+  }
   if (Buffer.isBuffer(data)) return data;
-  if (typeof data === 'string') return Buffer.from(data, 'utf8');
   if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  throw Object.assign(new TypeError(`write() takes a string, Buffer or Uint8Array, got ${data === null ? 'null' : typeof data}`), {
-    code: 'ERR_INVALID_ARG_TYPE',
-  });
+  throw argError('ERR_INVALID_ARG_TYPE', `write() takes a string, Buffer or Uint8Array, got ${data === null ? 'null' : Array.isArray(data) ? 'an array' : typeof data}`);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, createBackoff, type BackoffOptions } from '../src/backoff.js';
+import { backoffDelay, createBackoff, type BackoffOptions, RETRY_FLOOR } from '../src/backoff.js';
 import type { JitterKind } from '../src/types.js';
 
 /** mulberry32: a small seeded PRNG, so every run draws the same samples. */
@@ -62,7 +62,9 @@ describe('backoffDelay', () => {
     // Uniform: standard error of the mean is base/sqrt(12·N) ≈ 0.002·base; 2% is ~10 standard errors.
     expect(Math.abs(mean(xs) - base / 2)).toBeLessThan(base * 0.02);
     for (const share of quarters(xs, 0, base)) expect(share).toBeCloseTo(0.25, 1);
-    expect(Math.min(...xs)).toBeLessThan(base * 0.01);
+    // From the second retry on nothing comes sooner than the floor.
+    expect(Math.min(...xs)).toBeGreaterThanOrEqual(RETRY_FLOOR);
+    expect(Math.min(...xs)).toBeLessThan(RETRY_FLOOR + base * 0.01);
     expect(Math.max(...xs)).toBeGreaterThan(base * 0.99);
   });
 
@@ -153,16 +155,28 @@ describe('backoffDelay', () => {
     expect(Math.abs(mean(xs) - 50)).toBeLessThan(2);
   });
 
-  it('minDelay 0 gives 0 for every jitter and attempt, never NaN', () => {
+  it('minDelay 0: the first retry is immediate, later ones grow from the floor and never spin or give NaN', () => {
     for (const jitter of ['none', 'full', 'equal', 'decorrelated'] as const) {
       const o = opts(jitter, { minDelay: 0 });
-      for (const attempt of [1, 2, 1075, 10_000]) expect(backoffDelay(attempt, o, 0, () => 0.7)).toBe(0);
+      expect(backoffDelay(1, o, 0, () => 0.7)).toBe(0);
+      for (const attempt of [2, 3, 1075, 10_000]) {
+        const d = backoffDelay(attempt, o, 0, () => 0.7);
+        expect(d).toBeGreaterThanOrEqual(RETRY_FLOOR);
+        expect(d).toBeLessThanOrEqual(o.maxDelay);
+      }
     }
+    // It grows: no jitter, factor 2, from the floor.
+    expect([2, 3, 4].map((a) => backoffDelay(a, opts('none', { minDelay: 0 }), 0))).toEqual([
+      RETRY_FLOOR,
+      RETRY_FLOOR * 2,
+      RETRY_FLOOR * 4,
+    ]);
   });
 
-  it('maxDelay 0 gives 0', () => {
+  it('maxDelay 0 retries once at once, then never sooner than the floor', () => {
     for (const jitter of ['none', 'full', 'equal', 'decorrelated'] as const) {
-      expect(backoffDelay(5, opts(jitter, { minDelay: 0, maxDelay: 0 }), 0, () => 0.9)).toBe(0);
+      expect(backoffDelay(1, opts(jitter, { minDelay: 0, maxDelay: 0 }), 0, () => 0.9)).toBe(0);
+      expect(backoffDelay(5, opts(jitter, { minDelay: 0, maxDelay: 0 }), 0, () => 0.9)).toBe(RETRY_FLOOR);
     }
   });
 
@@ -170,7 +184,7 @@ describe('backoffDelay', () => {
     expect(backoffDelay(1, opts('full'), 0, () => 0.004)).toBe(0);
     expect(backoffDelay(1, opts('full'), 0, () => 0.006)).toBe(1);
     expect(backoffDelay(1, opts('none', { minDelay: 3, factor: 1.5 }), 0)).toBe(3);
-    expect(backoffDelay(2, opts('none', { minDelay: 3, factor: 1.5 }), 0)).toBe(5); // 4.5
+    expect(backoffDelay(2, opts('none', { minDelay: 13, factor: 1.5 }), 0)).toBe(20); // 19.5
   });
 
   it('never exceeds the setTimeout limit, whatever maxDelay says', () => {

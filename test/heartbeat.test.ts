@@ -327,9 +327,11 @@ describe('heartbeat: a ping function that throws', () => {
     });
     const closed = waitFor(sock, 'close', 2000);
     const f = await waitFor(sock, 'failure', 2000);
-    expect(f).toMatchObject({ kind: 'unknown', code: 'E_TEST_PING', phase: 'open' });
-    expect(f.error).toBe(thrown);
-    expect((await closed).reason).toBe('gave-up');
+    // The application's bug, the same on every connection: fatal, with the thrown error kept as the cause.
+    expect(f).toMatchObject({ kind: 'unknown', code: 'ERR_RESOCK_CALLBACK', phase: 'open', retryable: false });
+    expect(f.message).toMatch(/^heartbeat\.ping threw: cannot make a ping/);
+    expect(f.error?.cause).toBe(thrown);
+    expect((await closed).reason).toBe('fatal');
   });
 
   it('a ping function returning something other than a Buffer fails the connection naming heartbeat.ping', async () => {
@@ -339,8 +341,9 @@ describe('heartbeat: a ping function that throws', () => {
       reconnect: false,
     });
     const f = await waitFor(sock, 'failure', 2000);
-    expect(f.code).toBe('ERR_RESOCK_INVALID_OPTION');
-    expect(f.message).toMatch(/^heartbeat\.ping\(\) must return a Buffer, got/);
+    expect(f.code).toBe('ERR_RESOCK_CALLBACK');
+    expect(f.retryable).toBe(false);
+    expect(f.message).toMatch(/^heartbeat\.ping threw: heartbeat\.ping\(\) must return a Buffer, got/);
   });
 });
 

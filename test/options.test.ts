@@ -297,7 +297,7 @@ describe('resolveOptions: reconnect', () => {
 describe('resolveOptions: offlineQueue and diagnose', () => {
   it('has documented defaults', () => {
     const r = resolve({ port: 1 });
-    expect(r.offlineQueue).toEqual({ maxBytes: 4 * 1024 * 1024, maxWrites: Infinity, maxAge: Infinity, overflow: 'reject' });
+    expect(r.offlineQueue).toEqual({ maxBytes: 4 * 1024 * 1024, maxWrites: 32_768, maxAge: Infinity, overflow: 'reject' });
     expect(r.diagnose).toEqual({ idleThreshold: 30_000 });
   });
 

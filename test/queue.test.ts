@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WRITE_OVERHEAD } from '../src/queue.js';
 import { connect, lengthPrefixed, type Failure, type ResilientSocket } from '../src/index.js';
 import { freePort, listen, sleep, waitFor, type TestServer } from './support/net.js';
 
@@ -40,7 +41,8 @@ describe('offline queue', () => {
 
   it("overflow 'reject' refuses the new write with ERR_RESOCK_QUEUE_FULL and keeps the old ones", async () => {
     const port = await freePort();
-    const sock = client({ port, offlineQueue: { maxBytes: 10, maxWrites: 3 }, reconnect: { minDelay: 1000 } });
+    // Room for 10 bytes of payload in 3 writes, each write also costing WRITE_OVERHEAD.
+    const sock = client({ port, offlineQueue: { maxBytes: 10 + 3 * WRITE_OVERHEAD, maxWrites: 3 }, reconnect: { minDelay: 1000 } });
     const errs: Record<string, string> = {};
     const note = (k: string) => (err?: Error | null) => (errs[k] = err ? (err as unknown as { code: string }).code : 'ok');
     expect(sock.write('aaaa', note('a'))).toBe(true);
@@ -48,7 +50,7 @@ describe('offline queue', () => {
     expect(sock.write('cccc', note('c'))).toBe(false);
     expect(sock.write('dd', note('d'))).toBe(true);
     expect(sock.write('e', note('e'))).toBe(false);
-    expect(sock.write('x'.repeat(11), note('big'))).toBe(false);
+    expect(sock.write('x'.repeat(11 + 3 * WRITE_OVERHEAD), note('big'))).toBe(false);
     await sleep(10);
     expect(errs).toEqual({ c: 'ERR_RESOCK_QUEUE_FULL', e: 'ERR_RESOCK_QUEUE_FULL', big: 'ERR_RESOCK_QUEUE_FULL' });
     expect(sock.stats()).toMatchObject({ queuedWrites: 3, queuedBytes: 10 });
@@ -59,7 +61,7 @@ describe('offline queue', () => {
 
   it("overflow 'drop-oldest' drops the oldest with ERR_RESOCK_DROPPED", async () => {
     const port = await freePort();
-    const sock = client({ port, offlineQueue: { maxBytes: 8, overflow: 'drop-oldest' }, reconnect: { minDelay: 1000 } });
+    const sock = client({ port, offlineQueue: { maxBytes: 8 + 2 * WRITE_OVERHEAD, overflow: 'drop-oldest' }, reconnect: { minDelay: 1000 } });
     const sendA = sock.send('aaaa');
     const sendB = sock.send('bbbb');
     const sendC = sock.send('cccc');
@@ -81,10 +83,14 @@ describe('offline queue', () => {
     expect(sock.stats().queuedWrites).toBe(0);
   });
 
-  it('offlineQueue: false rejects writes while not open with ERR_RESOCK_NOT_OPEN', async () => {
+  it('offlineQueue: false refuses writes once the first dial failed, with ERR_RESOCK_NOT_OPEN', async () => {
     const port = await freePort();
     const sock = client({ port, offlineQueue: false, reconnect: { minDelay: 1000 } });
-    await expect(sock.send('x')).rejects.toMatchObject({ code: 'ERR_RESOCK_NOT_OPEN' });
+    // Made during the first dial: it waits for it, and is refused with it.
+    const early = sock.send('x');
+    await expect(early).rejects.toMatchObject({ code: 'ERR_RESOCK_NOT_OPEN' });
+    expect(sock.state).toBe('reconnecting');
+    await expect(sock.send('y')).rejects.toMatchObject({ code: 'ERR_RESOCK_NOT_OPEN' });
   });
 });
 
