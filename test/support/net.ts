@@ -101,3 +101,33 @@ function diffCounts(now: string[], before: string[]): string[] {
   }
   return extra;
 }
+
+/**
+ * Takes over uncaught exceptions until restore(): a listener's exception that resock surfaces on a later tick lands in
+ * `errors` instead of failing the run. Restores the runner's own handlers afterwards.
+ */
+export function captureUncaught(): { errors: unknown[]; restore: () => void } {
+  const saved = process.listeners('uncaughtException');
+  process.removeAllListeners('uncaughtException');
+  const errors: unknown[] = [];
+  const mine = (err: unknown): void => {
+    errors.push(err);
+  };
+  process.on('uncaughtException', mine);
+  return {
+    errors,
+    restore: () => {
+      process.off('uncaughtException', mine);
+      for (const l of saved) process.on('uncaughtException', l);
+    },
+  };
+}
+
+/** Resolves once `check()` is true, polling; rejects after `ms`. */
+export async function until(check: () => boolean, ms: number, what = 'condition'): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error(`${what} not reached within ${ms} ms`);
+    await sleep(5);
+  }
+}
