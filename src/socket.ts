@@ -316,7 +316,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   ready(): Promise<void> {
     const state = this.#state;
     if (state === 'open') return Promise.resolve();
-    if (this.#terminal) return Promise.reject(new ResockError('ERR_RESOCK_CLOSED', `socket is ${state}`));
+    if (this.#terminal) return Promise.reject(new ResockError(closedCode(this.#closing), `socket is ${state}`, { cause: this.#closing?.cause }));
     // Kept apart from the event listeners: removing a listener deletes a key of eventemitter3's listener table, which
     // turns it into a slow dictionary several hundred bytes larger, for the socket's whole life.
     return new Promise((resolve, reject) => {
