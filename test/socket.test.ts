@@ -326,7 +326,8 @@ describe('closing', () => {
     const closed = waitFor(sock, 'close', 1000);
     ac.abort();
     expect((await closed).reason).toBe('aborted');
-    await expect(sock.ready()).rejects.toMatchObject({ code: 'ERR_RESOCK_CLOSED' });
+    await expect(sock.ready()).rejects.toMatchObject({ code: 'ERR_RESOCK_ABORTED' });
+    await expect(sock.send('late')).rejects.toMatchObject({ code: 'ERR_RESOCK_ABORTED' });
   });
 
   it('a pre-aborted signal closes on connect()', async () => {
