@@ -1,0 +1,56 @@
+// Against a real redis-server: an unframed heartbeat ping may go out between two write() calls, so a command written in
+// pieces can be corrupted; cork()/uncork() keeps it together.
+import { afterEach, describe, expect, it } from 'vitest';
+import { connect, type ResilientSocket } from '../src/index.js';
+import { sleep, until, waitFor } from './support/net.js';
+import { redisMissing, resp, startRedis } from './support/redis.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+describe.skipIf(redisMissing !== undefined)(`redis-server: a command written in pieces ${redisMissing ?? ''}`, () => {
+  async function setup(): Promise<{ sock: ResilientSocket; replies: () => string }> {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const sock = connect({
+      host: '127.0.0.1',
+      port: redis.port,
+      keepAlive: false,
+      heartbeat: { interval: 30, timeout: 2000, ping: resp('PING') },
+    });
+    cleanups.push(() => sock.destroy());
+    let replies = '';
+    sock.on('data', (d) => (replies += String(d)));
+    await waitFor(sock, 'connect', 3000);
+    return { sock, replies: () => replies };
+  }
+
+  async function get(sock: ResilientSocket, replies: () => string, key: string): Promise<string> {
+    const before = replies().length;
+    sock.write(resp('GET', key));
+    await until(() => /(^|\n)[$-]/.test(replies().slice(before)) && replies().endsWith('\r\n'), 2000, `GET ${key}`);
+    return replies().slice(before).replace(/^((\+PONG|\+OK)\r\n)+/, "");
+  }
+
+  it('without cork a ping lands inside the command (the rule); with cork the value is stored whole', async () => {
+    const { sock, replies } = await setup();
+    const value = 'hello';
+    const [head, tail] = [resp('SET', 'plain', value).slice(0, -(value.length + 2)), `${value}\r\n`];
+
+    sock.write(head);
+    await sleep(150); // several heartbeat intervals
+    sock.write(tail);
+    const plain = await get(sock, replies, 'plain');
+    // redis read the ping's bytes as the value's: the value is not what was written.
+    expect(plain).not.toBe(`$${value.length}\r\n${value}\r\n`);
+
+    sock.cork();
+    sock.write(resp('SET', 'corked', value).slice(0, -(value.length + 2)));
+    await sleep(150);
+    sock.write(`${value}\r\n`);
+    sock.uncork();
+    expect(await get(sock, replies, 'corked')).toBe(`$${value.length}\r\n${value}\r\n`);
+  });
+});
