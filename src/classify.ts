@@ -49,6 +49,8 @@ const BY_CODE: Record<string, { kind: FailureKind; retryable: boolean }> = {
   // the ResilientSocket: the application's bug, the same on every connection.
   ERR_RESOCK_CALLBACK: { kind: 'unknown', retryable: false },
   ABORT_ERR: { kind: 'aborted', retryable: false },
+  // reconnect(): the application dropped the connection to dial again.
+  ERR_RESOCK_RECONNECT: { kind: 'aborted', retryable: true },
   EHOSTUNREACH: { kind: 'unreachable', retryable: true },
   ENETUNREACH: { kind: 'unreachable', retryable: true },
   EHOSTDOWN: { kind: 'unreachable', retryable: true },

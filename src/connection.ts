@@ -48,7 +48,9 @@ interface Framed {
   readonly decoder: FrameDecoder;
   /** The decoder's frame callback, bound once. */
   readonly onFrame: (frame: Buffer) => void;
-  readonly isPong: ((frame: Buffer) => boolean) | undefined;
+  readonly isPong: ((frame: Buffer, held: readonly Buffer[]) => boolean | 'more') | undefined;
+  /** Frames isPong asked to see more of: held back until it decides. */
+  heldForPong: Buffer[] | undefined;
 }
 
 // The socket's listeners are shared by every connection and find theirs through this property of the socket.
@@ -82,6 +84,12 @@ const LOST = 1;
 const READ_SINCE_LAST_WRITE = 2;
 /** A write failed in the socket (the syscall, e.g. a reset already in the kernel): Node dropped its count of held bytes. */
 const WRITE_FAILED = 4;
+/** The application paused reading (pauseReading()). */
+const READ_PAUSED = 8;
+
+const NOTHING_HELD: readonly Buffer[] = Object.freeze([]);
+// A reply longer than this many frames is not a reply: the frames go out as messages.
+const MAX_HELD_FOR_PONG = 64;
 
 // Every connection's heartbeat timer, on one Node timer. Its clock is the one connections give their heartbeats.
 const heartbeatTimers = new TimerQueue({ now });
@@ -138,6 +146,7 @@ export abstract class Connection<O> implements HeartbeatHost {
         decoder: framing.decoder(),
         onFrame: (frame) => this.#frame(frame),
         isPong: heartbeat ? heartbeat.isPong : undefined,
+        heldForPong: undefined,
       };
     }
 
@@ -214,6 +223,25 @@ export abstract class Connection<O> implements HeartbeatHost {
 
   get lost(): boolean {
     return (this.#flags & LOST) !== 0;
+  }
+
+  /** The application stopped reading: Node stops reading too once its buffer is full, and the kernel's window pushes back. */
+  pauseReading(): void {
+    if ((this.#flags & (LOST | READ_PAUSED)) !== 0) return;
+    this.#flags |= READ_PAUSED;
+    this.socket.pause();
+    this.#heartbeat?.suspend();
+  }
+
+  resumeReading(): void {
+    if ((this.#flags & READ_PAUSED) === 0 || (this.#flags & LOST) !== 0) return;
+    this.#flags &= ~READ_PAUSED;
+    this.#heartbeat?.resume(now());
+    this.socket.resume();
+  }
+
+  get readPaused(): boolean {
+    return (this.#flags & READ_PAUSED) !== 0;
   }
 
   /** Ends the connection with a failure of our own making (heartbeat, protocol). */
@@ -366,21 +394,40 @@ export abstract class Connection<O> implements HeartbeatHost {
   #frame(frame: Buffer): void {
     if ((this.#flags & LOST) !== 0) return;
     const framed = this.#framed!;
-    if (framed.isPong !== undefined) {
-      const t = now();
-      let pong: boolean;
-      try {
-        pong = framed.isPong(frame);
-      } catch (err) {
-        // Without a working isPong no reply can ever be recognised, and the peer would be blamed for it.
-        this.fail(callbackFailed('heartbeat.isPong', err));
-        return;
+    const isPong = framed.isPong;
+    if (isPong === undefined) {
+      this.host.onMessage(this.#owner, frame);
+      return;
+    }
+    const t = now();
+    const held = framed.heldForPong ?? NOTHING_HELD;
+    let answer: boolean | 'more';
+    try {
+      answer = isPong(frame, held);
+    } catch (err) {
+      // Without a working isPong no reply can ever be recognised, and the peer would be blamed for it.
+      this.fail(callbackFailed('heartbeat.isPong', err));
+      return;
+    }
+    if (answer === true) {
+      framed.heldForPong = undefined;
+      this.#heartbeat?.pong(t);
+      return;
+    }
+    if (answer === 'more' && held.length < MAX_HELD_FOR_PONG) {
+      (framed.heldForPong ??= []).push(frame);
+      return;
+    }
+    // Not a reply: what was held for one goes out first, in order; this frame may begin a reply of its own.
+    this.#heartbeat?.activity(t);
+    if (held.length > 0) {
+      framed.heldForPong = undefined;
+      for (const h of held) {
+        this.host.onMessage(this.#owner, h);
+        if ((this.#flags & LOST) !== 0) return;
       }
-      if (pong) {
-        this.#heartbeat?.pong(t);
-        return;
-      }
-      this.#heartbeat?.activity(t);
+      this.#frame(frame);
+      return;
     }
     // The host shields resock from its listeners: nothing it calls can throw into the decoder.
     this.host.onMessage(this.#owner, frame);

@@ -17,6 +17,7 @@ export type ResockErrorCode =
   | 'ERR_RESOCK_FRAME_TOO_LONG'
   | 'ERR_RESOCK_PROTOCOL'
   | 'ERR_RESOCK_CALLBACK'
+  | 'ERR_RESOCK_READY_TIMEOUT'
   | 'ERR_RESOCK_ABORTED';
 
 export class ResockError extends Error {

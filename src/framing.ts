@@ -9,6 +9,11 @@ import type { FrameDecoder, FramingCodec } from './types.js';
 export interface LinesOptions {
   /** Longest frame in bytes, not counting the '\n' or '\r\n' that ends it. Default 1 MiB. */
   maxLength?: number;
+  /**
+   * What ends a frame on the wire when resock writes one: '\n' (default) or '\r\n' for RESP, SMTP, memcached and
+   * other CRLF protocols. Either way the decoder accepts both.
+   */
+  eol?: '\n' | '\r\n';
 }
 
 export interface LengthPrefixedOptions {
@@ -23,26 +28,39 @@ const DEFAULT_MAX_LENGTH = 1024 * 1024;
 const LF = 0x0a;
 const CR = 0x0d;
 const NEWLINE = Buffer.from('\n');
+const CRLF = Buffer.from('\r\n');
 
 /** Frames separated by '\n'; a '\r' just before the '\n' is stripped, so '\r\n' peers work too. */
 export function lines(opts?: LinesOptions): FramingCodec {
-  const o = readOptions(opts, ['maxLength'], 'lines');
+  const o = readOptions(opts, ['maxLength', 'eol'], 'lines');
   const maxLength = readMaxLength(o.maxLength, bufferConstants.MAX_LENGTH);
+  const eol = o.eol === undefined ? NEWLINE : readEol(o.eol);
+  const crlf = eol === CRLF;
   return {
-    name: 'lines',
+    name: crlf ? 'lines-crlf' : 'lines',
     decoder: () => new LineDecoder(maxLength),
     encode(frame: Buffer): Buffer {
       if (frame.length > maxLength) throw tooLong(frame.length, maxLength, 'frame');
       if (frame.indexOf(LF) !== -1) {
         throw new ResockError('ERR_RESOCK_PROTOCOL', `a lines() frame must not contain '\\n' (found at byte ${frame.indexOf(LF)})`);
       }
-      // The decoder strips a '\r' before '\n': this frame would arrive without its last byte.
-      if (frame.length > 0 && frame[frame.length - 1] === CR) {
-        throw new ResockError('ERR_RESOCK_PROTOCOL', `a lines() frame must not end with '\\r' (it would be read as part of '\\r\\n')`);
+      // The decoder strips one '\r' before '\n': ended by '\n' alone, this frame would arrive without its last byte.
+      // Ended by '\r\n' it arrives whole.
+      if (!crlf && frame.length > 0 && frame[frame.length - 1] === CR) {
+        throw new ResockError(
+          'ERR_RESOCK_PROTOCOL',
+          `a lines() frame must not end with '\\r' (it would be read as part of '\\r\\n'); for CRLF protocols use lines({ eol: '\\r\\n' })`,
+        );
       }
-      return Buffer.concat([frame, NEWLINE], frame.length + 1);
+      return Buffer.concat([frame, eol], frame.length + eol.length);
     },
   };
+}
+
+function readEol(value: unknown): Buffer {
+  if (value === '\n') return NEWLINE;
+  if (value === '\r\n') return CRLF;
+  throw invalidOption('range', 'framing.eol', `framing.eol must be '\\n' or '\\r\\n', got ${describeValue(value)}`);
 }
 
 /** Frames preceded by their payload length as a big-endian unsigned integer of `bytes` bytes. */

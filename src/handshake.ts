@@ -35,8 +35,11 @@ export function handshake(
   });
 }
 
-/** setTimeout as a promise that a signal cancels. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/**
+ * setTimeout as a promise that a signal cancels. `unref`: the wait alone does not keep the process alive. `onWake`
+ * receives a function that ends the wait early.
+ */
+export function sleep(ms: number, signal: AbortSignal, unref = false, onWake?: (wake: () => void) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
       reject(signal.reason);
@@ -46,10 +49,14 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
       clearTimeout(timer);
       reject(signal.reason);
     };
-    const timer = setTimeout(() => {
+    const wake = (): void => {
+      clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
       resolve();
-    }, ms);
+    };
+    const timer = setTimeout(wake, ms);
+    if (unref) timer.unref();
     signal.addEventListener('abort', onAbort, { once: true });
+    onWake?.(wake);
   });
 }

@@ -41,6 +41,7 @@ export class Heartbeat implements QueuedTimer {
   /** When the outstanding ping was sent; -1 when none is outstanding. */
   #pingAt = -1;
   #stopped = false;
+  #suspended = false;
 
   constructor(opts: ResolvedHeartbeat, host: HeartbeatHost) {
     this.#opts = opts;
@@ -72,6 +73,27 @@ export class Heartbeat implements QueuedTimer {
     return this.#pingAt >= 0;
   }
 
+  /**
+   * The application stopped reading: a reply could not be read, so nothing is judged and no ping is sent until
+   * resume(). The path itself is still watched by TCP keepalive and TCP_USER_TIMEOUT.
+   */
+  suspend(): void {
+    if (this.#stopped || this.#suspended) return;
+    this.#suspended = true;
+    this.#pingAt = -1;
+    this.#host.timers.cancel(this);
+    if (this.#judge !== undefined) clearImmediate(this.#judge);
+    this.#judge = undefined;
+  }
+
+  /** Reading goes on: the heartbeat starts over, as on a new connection. */
+  resume(now: number): void {
+    if (this.#stopped || !this.#suspended) return;
+    this.#suspended = false;
+    this.#lastInbound = now;
+    this.#arm(this.#opts.interval);
+  }
+
   stop(): void {
     this.#stopped = true;
     this.#host.timers.cancel(this);
@@ -81,7 +103,7 @@ export class Heartbeat implements QueuedTimer {
 
   /** The timer: called by the queue. */
   onDue(): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#suspended) return;
     const now = this.#host.now();
     const lateBy = now - this.due;
     const { interval, timeout } = this.#opts;
@@ -120,12 +142,13 @@ export class Heartbeat implements QueuedTimer {
 
   #verdict(): void {
     this.#judge = undefined;
-    if (this.#stopped || this.#pingAt < 0) return;
+    if (this.#stopped || this.#suspended || this.#pingAt < 0) return;
     this.#pingAt = -1;
     this.#host.onTimeout(this.#host.now() - this.#lastInbound);
   }
 
   #replied(now: number): void {
+    if (this.#suspended) return;
     const rtt = now - this.#pingAt;
     this.#pingAt = -1;
     // The timer still waits out the reply timeout; the next ping is due one interval from now, whichever is sooner.

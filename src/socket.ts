@@ -1,6 +1,8 @@
 // ResilientSocket: one long-lived logical connection over a succession of raw sockets. It owns the lifecycle, the offline
 // queue and the reconnect loop; a Connection owns each raw socket; everything else is a pure module it calls.
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { inspect } from 'node:util';
 import { EventEmitter } from 'eventemitter3';
 import pRetry from 'p-retry';
 import { onAbort } from './abort.js';
@@ -16,6 +18,7 @@ import { resolveOptions } from './options.js';
 import { OfflineQueue, newEntry, rejectEntry, type WriteCallback, type WriteEntry } from './queue.js';
 import { decideReconnect, type ReconnectDecision } from './reconnect.js';
 import { isTerminal, transition } from './state.js';
+import { createStream, type StreamHost } from './stream.js';
 import { describeEndpoint, dial } from './transport.js';
 import type {
   CloseReason,
@@ -30,6 +33,9 @@ import type {
   SocketState,
   SocketStats,
 } from './types.js';
+
+// Node 20 defines Symbol.asyncDispose; the fallback is the name Node's own polyfill uses.
+const ASYNC_DISPOSE: typeof Symbol.asyncDispose = (Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose')) as typeof Symbol.asyncDispose;
 
 /** Carries a Failure through p-retry, which only deals in errors. */
 class FailureError extends Error {
@@ -146,6 +152,16 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   /** Set while the user's onConnect runs its synchronous part, and counts writes made during a handshake. */
   #inOnConnect = false;
   #handshakeWrites = -1;
+  /** Read-side flow control: why reading is held (bits below), and what arrived meanwhile, in order. */
+  #readHold = 0;
+  #inbox: { items: Buffer[]; bytes: number } | undefined;
+  /** unref() was called: no handle or timer of this socket keeps the process alive. */
+  #unref = false;
+  /** reconnect() asked for the next dial now: the backoff wait is skipped once. */
+  #redialNow = false;
+  /** Ends the current backoff wait early (reconnect()). */
+  #wake: (() => void) | undefined;
+  #stream: Duplex | undefined;
 
   constructor(options: ResilientSocketOptions) {
     super();
@@ -312,16 +328,201 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     return this.write(frame, cb);
   }
 
-  /** Resolves when the socket is open; rejects if it closes first. Does not start connecting by itself. */
-  ready(): Promise<void> {
+  /**
+   * Resolves when the socket is open; rejects if it closes first, with ERR_RESOCK_READY_TIMEOUT after `timeout` ms, or
+   * with ERR_RESOCK_ABORTED when `signal` aborts. Does not start connecting by itself; giving up waiting does not close
+   * the socket.
+   */
+  ready(options?: { signal?: AbortSignal; timeout?: number }): Promise<void> {
     const state = this.#state;
     if (state === 'open') return Promise.resolve();
     if (this.#terminal) return Promise.reject(new ResockError(closedCode(this.#closing), `socket is ${state}`, { cause: this.#closing?.cause }));
+    const signal = options?.signal;
+    const timeout = options?.timeout;
+    if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && timeout <= 2_147_483_647)) {
+      throw new RangeError(`ready(): timeout must be a number of ms in [0, 2147483647], got ${String(timeout)}`);
+    }
+    if (signal?.aborted) return Promise.reject(new ResockError('ERR_RESOCK_ABORTED', 'ready() was aborted', { cause: signal.reason }));
     // Kept apart from the event listeners: removing a listener deletes a key of eventemitter3's listener table, which
     // turns it into a slow dictionary several hundred bytes larger, for the socket's whole life.
     return new Promise((resolve, reject) => {
-      (this.#readyWaiters ??= []).push({ resolve, reject });
+      if (signal === undefined && timeout === undefined) {
+        (this.#readyWaiters ??= []).push({ resolve, reject });
+        return;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        const list = this.#readyWaiters;
+        const at = list?.indexOf(waiter) ?? -1;
+        if (at >= 0) list!.splice(at, 1);
+      };
+      const waiter: ReadyWaiter = {
+        resolve: () => {
+          done();
+          resolve();
+        },
+        reject: (err) => {
+          done();
+          reject(err);
+        },
+      };
+      const onAbort = (): void => waiter.reject(new ResockError('ERR_RESOCK_ABORTED', 'ready() was aborted', { cause: signal!.reason }));
+      if (timeout !== undefined) {
+        timer = setTimeout(
+          () => waiter.reject(new ResockError('ERR_RESOCK_READY_TIMEOUT', `not open within ${timeout} ms (state ${this.#state})`)),
+          timeout,
+        );
+        if (this.#unref) timer.unref();
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      (this.#readyWaiters ??= []).push(waiter);
     });
+  }
+
+  // ---- read-side flow control -------------------------------------------------------------------------------------
+
+  /**
+   * Stops 'data' and 'message' events until resume(), across reconnects. What arrives meanwhile is held, up to
+   * PAUSED_READ_BUFFER bytes; then resock stops reading and the kernel's window pushes back on the peer. Heartbeats
+   * go on while resock still reads (a reply is recognised and held back with the rest); once reading stops they are
+   * suspended, never blamed on the peer, and start over on resume().
+   */
+  pause(): this {
+    this.#holdReads(HOLD_USER, true);
+    return this;
+  }
+
+  /** Delivers what was held, in order, then reads on. */
+  resume(): this {
+    this.#holdReads(HOLD_USER, false);
+    return this;
+  }
+
+  isPaused(): boolean {
+    return (this.#readHold & HOLD_USER) !== 0;
+  }
+
+  #holdReads(bit: number, hold: boolean): void {
+    if (hold) {
+      this.#readHold |= bit;
+      return;
+    }
+    if ((this.#readHold & bit) === 0) return;
+    this.#readHold &= ~bit;
+    this.#releaseHeld();
+  }
+
+  #releaseHeld(): void {
+    const inbox = this.#inbox;
+    if (inbox !== undefined) {
+      const name = this.options.framing === undefined ? 'data' : 'message';
+      // A listener may pause again: stop there, and keep the rest in order.
+      while (this.#readHold === 0 && inbox.items.length > 0) {
+        const item = inbox.items.shift()!;
+        inbox.bytes -= item.length;
+        this.#emit(name, item);
+      }
+      if (inbox.items.length === 0) this.#inbox = undefined;
+    }
+    if (this.#readHold === 0 || (this.#inbox?.bytes ?? 0) < PAUSED_READ_BUFFER) this.#conn?.resumeReading();
+  }
+
+  /** Inbound bytes or a frame: delivered now, or held while reading is paused. */
+  #deliver(name: 'data' | 'message', item: Buffer): void {
+    if (this.#readHold === 0 && this.#inbox === undefined) {
+      this.#emit(name, item);
+      return;
+    }
+    const inbox = (this.#inbox ??= { items: [], bytes: 0 });
+    inbox.items.push(item);
+    inbox.bytes += item.length;
+    if (inbox.bytes >= PAUSED_READ_BUFFER) this.#conn?.pauseReading();
+  }
+
+  // ---- members a net.Socket user reaches for ----------------------------------------------------------------------
+
+  /** Lets the process exit while this socket is its only activity, across reconnects, backoff waits and heartbeats. */
+  unref(): this {
+    this.#unref = true;
+    this.#conn?.socket.unref();
+    return this;
+  }
+
+  ref(): this {
+    this.#unref = false;
+    this.#conn?.socket.ref();
+    return this;
+  }
+
+  /**
+   * Drops the current connection now and dials again at once, or cuts a backoff wait short. The failure it reports is
+   * local (kind 'aborted', cause 'local-abort'), never the peer's. Writes not yet in the kernel go out on the next
+   * connection. No effect while a dial is in progress or once closed.
+   */
+  reconnect(): this {
+    const state = this.#state;
+    if (state === 'idle') return this.connect();
+    if (state === 'open' && this.#conn !== undefined) {
+      this.#redialNow = true;
+      this.#conn.fail(codeError('ERR_RESOCK_RECONNECT', 'reconnect() was called'));
+    } else if (state === 'reconnecting') {
+      this.#redialNow = true;
+      this.#wake?.();
+    }
+    return this;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.#conn?.socket.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return this.#conn?.socket.remotePort;
+  }
+
+  get remoteFamily(): string | undefined {
+    return this.#conn?.socket.remoteFamily;
+  }
+
+  get localAddress(): string | undefined {
+    return this.#conn?.socket.localAddress;
+  }
+
+  get localPort(): number | undefined {
+    return this.#conn?.socket.localPort;
+  }
+
+  /**
+   * A standard stream.Duplex over this socket, the same one on every call. Its readable side carries inbound bytes
+   * (one message per chunk, in object mode, with framing) across reconnects, with backpressure through pause(); its
+   * writable side is write(). It ends when the socket closes, or is destroyed with the closing failure when resock
+   * gave up or failed fatally, so a pipeline settles. Ending its writable side closes the socket gracefully.
+   */
+  stream(): Duplex {
+    return (this.#stream ??= createStream(this as unknown as StreamHost, this.options.framing !== undefined, (hold) =>
+      this.#holdReads(HOLD_STREAM, hold),
+    ));
+  }
+
+  async [ASYNC_DISPOSE](): Promise<void> {
+    await this.close();
+  }
+
+  [inspect.custom](depth: number, options: { stylize(text: string, style: string): string }): string {
+    const endpoint = describeEndpoint(this.#endpoint());
+    const fields = {
+      state: this.#state,
+      endpoint,
+      attempts: this.#attempts,
+      connects: this.#connects,
+      queuedWrites: this.#queue?.length ?? 0,
+      paused: this.isPaused(),
+      lastFailure: this.#past?.lastFailure?.kind,
+    };
+    if (depth < 0) return options.stylize(`[ResilientSocket ${this.#state} ${endpoint}]`, 'special');
+    return `ResilientSocket ${inspect(fields, { ...options, depth: 1 } as never)}`;
   }
 
   /** Writes `data` if given, then closes gracefully. */
@@ -434,10 +635,16 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     if (rc.maxElapsed !== Number.POSITIVE_INFINITY && run.firstFailureAt >= 0) {
       delay = Math.max(0, Math.min(delay, rc.maxElapsed - (now() - run.firstFailureAt)));
     }
+    if (this.#redialNow) {
+      this.#redialNow = false;
+      delay = 0;
+    }
     if (this.#state !== 'reconnecting') this.#to('reconnecting');
     this.#publish('reconnecting', { attempt: run.attempt + 1, delay, failure });
     if (this.#terminal) throw signal.reason;
-    await sleep(delay, signal);
+    if (delay === 0) return;
+    await sleep(delay, signal, this.#unref, (wake) => (this.#wake = wake));
+    this.#wake = undefined;
   }
 
   async #attempt(loopSignal: AbortSignal): Promise<void> {
@@ -471,12 +678,13 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
         ),
       );
     }, this.options.connectTimeout);
+    if (this.#unref) timer.unref();
 
     let socket: net.Socket | undefined;
     try {
       socket = await dial(endpoint, this.options.tls, this.options.noDelay, attempt.signal, () => {
         tcpUp = true;
-      });
+      }, this.#unref);
       this.#applyKeepAlive(socket, endpoint);
       const onConnect = this.options.onConnect;
       if (onConnect !== undefined) {
@@ -540,6 +748,8 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     const lostAt = this.#past?.lostAt ?? -1;
     const downtime = lostAt < 0 ? 0 : now() - lostAt;
     this.#to('open');
+    if (this.#unref) socket.unref();
+    if (this.#readHold !== 0 && (this.#inbox?.bytes ?? 0) >= PAUSED_READ_BUFFER) conn.pauseReading();
     const queue = this.#queue;
     if (queue !== undefined) {
       this.#queue = undefined;
@@ -626,10 +836,10 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   // socket's private state.
   static readonly #Connection = connectionClass<ResilientSocket>({
     onData: (owner, chunk) => {
-      owner.#emit('data', chunk);
+      owner.#deliver('data', chunk);
     },
     onMessage: (owner, frame) => {
-      owner.#emit('message', frame);
+      owner.#deliver('message', frame);
     },
     onDrain: (owner) => {
       owner.#needDrain = false;
@@ -848,6 +1058,13 @@ export function connect(options: ResilientSocketOptions): ResilientSocket {
 
 // Like net.Socket: past this many queued bytes write() answers false until the flush after the next connect.
 const QUEUE_HIGH_WATER = 16 * 1024;
+
+/** Inbound bytes held while reading is paused before resock stops reading (Node's buffer then fills, then the kernel's). */
+export const PAUSED_READ_BUFFER = 64 * 1024;
+// Why reading is held: the application's pause(), or the stream's consumer being slow.
+const HOLD_USER = 1;
+const HOLD_STREAM = 2;
+
 
 const EMPTY = Buffer.alloc(0);
 

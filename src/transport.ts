@@ -20,6 +20,7 @@ export function dial(
   noDelay: boolean,
   signal: AbortSignal,
   onTcpConnect?: () => void,
+  unref = false,
 ): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     let socket: net.Socket;
@@ -42,6 +43,7 @@ export function dial(
       reject(err);
       return;
     }
+    if (unref) socket.unref();
 
     // For TLS, knowing that TCP got through tells a stalled TLS handshake apart from a dropped SYN.
     const onTcp = (): void => onTcpConnect?.();

@@ -44,8 +44,13 @@ export interface HeartbeatOptions {
   /** ms to wait for a reply (or any inbound byte) after a ping. */
   timeout?: number;
   ping: Buffer | string | (() => Buffer);
-  /** With framing: which inbound frames are replies to pings. Only they end the wait for a reply; they are not emitted as 'message'. */
-  isPong?: (frame: Buffer) => boolean;
+  /**
+   * With framing: which inbound frames are replies to pings. Only they end the wait for a reply; they are not emitted
+   * as 'message'. For a reply that spans several frames, answer 'more' while the frames so far could still be one:
+   * resock holds them back and calls again with the next frame and the frames held (`held`, oldest first). `true`
+   * takes them all as the reply; `false` delivers them as messages (at most 64 are held: then `false` is assumed).
+   */
+  isPong?: (frame: Buffer, held: readonly Buffer[]) => boolean | 'more';
 }
 
 export interface KeepAliveOptions {
@@ -119,7 +124,7 @@ export interface ResolvedHeartbeat {
   readonly interval: number;
   readonly timeout: number;
   readonly ping: () => Buffer;
-  readonly isPong: ((frame: Buffer) => boolean) | undefined;
+  readonly isPong: ((frame: Buffer, held: readonly Buffer[]) => boolean | 'more') | undefined;
 }
 
 export interface ResolvedKeepAlive {
