@@ -27,11 +27,20 @@ describe.skipIf(redisMissing !== undefined)(`redis-server: a command written in 
     return { sock, replies: () => replies };
   }
 
+  /** The bulk reply to GET `key`, skipping the simple replies (pings' +PONG, SET's +OK) around it. */
   async function get(sock: ResilientSocket, replies: () => string, key: string): Promise<string> {
     const before = replies().length;
     sock.write(resp('GET', key));
-    await until(() => /(^|\n)[$-]/.test(replies().slice(before)) && replies().endsWith('\r\n'), 2000, `GET ${key}`);
-    return replies().slice(before).replace(/^((\+PONG|\+OK)\r\n)+/, "");
+    const bulk = (): string | undefined => {
+      const m = /(?:^|\r\n)(\$-1\r\n|\$(\d+)\r\n)/.exec(replies().slice(before));
+      if (m === null) return undefined;
+      if (m[2] === undefined) return m[1];
+      const start = m.index + m[0].length;
+      const body = replies().slice(before).slice(start, start + Number(m[2]) + 2);
+      return body.length === Number(m[2]) + 2 ? `$${m[2]}\r\n${body}` : undefined;
+    };
+    await until(() => bulk() !== undefined, 2000, `GET ${key}`);
+    return bulk()!;
   }
 
   it('without cork a ping lands inside the command (the rule); with cork the value is stored whole', async () => {
