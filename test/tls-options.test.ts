@@ -131,3 +131,27 @@ describe('dial(): an option Node refuses only while dialing', () => {
     expect(srv.open.size).toBe(0);
   });
 });
+
+describe('TLS attempts that fail during the handshake', () => {
+  it('are each closed: after destroy() the server holds no connection and nothing is thrown later', async () => {
+    // Accepts TCP and resets it before any TLS reply: a retried failure, dialed again and again.
+    const srv = await countingServer(true);
+    const sock = new ResilientSocket({
+      host: '127.0.0.1',
+      port: srv.port,
+      tls: { rejectUnauthorized: false },
+      keepAlive: false,
+      reconnect: { minDelay: 5, maxDelay: 20 },
+    }).connect();
+    const failures: string[] = [];
+    sock.on('failure', (f) => failures.push(f.kind));
+    for (let i = 0; i < 100 && failures.length < 3; i++) await sleep(20);
+    expect(failures.length).toBeGreaterThanOrEqual(3);
+    // The ClientHello may meet the RST on its way out.
+    expect(failures.every((k) => k === 'reset' || k === 'broken-pipe')).toBe(true);
+    sock.destroy();
+    await sleep(100);
+    expect(srv.accepted).toBeGreaterThanOrEqual(3);
+    expect(srv.open.size).toBe(0);
+  });
+});
