@@ -313,6 +313,7 @@ function resolveTls(value: unknown): ResolvedOptions['tls'] {
   const known = shared.tls.find(copy);
   if (known !== undefined) return known;
   checkTlsConnectFields(copy);
+  // Given a context, tls.connect() makes none and ignores the fields that would make one.
   if (copy.secureContext === undefined) checkSecureContext(copy);
   // Shallow: certificates and keys stay the caller's Buffers (typed arrays cannot be frozen).
   return shared.tls.dedupe(Object.freeze(copy));
@@ -323,8 +324,11 @@ function resolveTls(value: unknown): ResolvedOptions['tls'] {
  * the TCP connection is under way, and a throw there leaves that connection open with nobody to close it.
  */
 function checkTlsConnectFields(o: Bag): void {
+  // Any string: an empty one is how a caller turns SNI off.
   const servername = own(o, 'servername');
-  if (servername !== undefined) checkNonEmptyString(servername, 'tls.servername');
+  if (servername !== undefined && typeof servername !== 'string') {
+    throw invalidOption('type', 'tls.servername', `tls.servername must be a string, got ${describeValue(servername)}`);
+  }
   for (const key of ['checkServerIdentity', 'pskCallback', 'lookup'] as const) {
     const v = own(o, key);
     if (v !== undefined) checkFunction(v, `tls.${key}`);
@@ -411,7 +415,7 @@ function checkSecureContext(o: Bag): void {
 }
 
 function refusedByNode(option: string, err: unknown, got: string): Error {
-  const code = (err as { code?: unknown }).code;
+  const code = (err as { code?: unknown } | null)?.code;
   const why = isError(err) ? `${typeof code === 'string' ? `${code}: ` : ''}${err.message}` : describeValue(err);
   // A wrong type is Node's ERR_INVALID_ARG_TYPE; anything else is content OpenSSL could not use.
   const kind = code === 'ERR_INVALID_ARG_TYPE' ? 'type' : 'range';
@@ -549,7 +553,7 @@ function resolvePing(value: unknown, framing: FramingCodec | undefined): () => B
       try {
         result = make();
       } catch (err) {
-        // The user's bug, not the peer's: its own code, so neither its code nor the framing's is blamed on the peer.
+        // A bug on this side: resock's own non-retried code, whatever code the thrown error carries.
         const why = isError(err) ? err.message : describeValue(err);
         throw codeError('ERR_RESOCK_PING_FAILED', `heartbeat.ping() threw: ${why}`, err);
       }

@@ -104,6 +104,8 @@ describe('tls options Node refuses are refused by the constructor', () => {
   it('sane options and a secure context made by Node pass', () => {
     expect(() => new ResilientSocket({ port: 1, tls: { secureContext: createSecureContext() } })).not.toThrow();
     expect(() => new ResilientSocket({ port: 1, tls: { servername: 'db.internal', ALPNProtocols: ['h2'], minVersion: 'TLSv1.2' } })).not.toThrow();
+    // An empty servername is how a caller turns SNI off.
+    expect(() => new ResilientSocket({ port: 1, tls: { servername: '' } })).not.toThrow();
   });
 });
 
