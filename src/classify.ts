@@ -1,4 +1,6 @@
 // The one place that decides what a low-level error means. It reads error codes and the phase, never message text.
+// The README's failure table is checked against these tables by test/readme-tables.test.ts.
+import { types } from 'node:util';
 import type { FailureKind, FailurePhase } from './types.js';
 
 export interface Classification {
@@ -8,7 +10,7 @@ export interface Classification {
 }
 
 // Certificate and verification failures: retrying cannot fix a wrong CA, name or expiry, so they are fatal by default.
-const TLS_VERIFY_CODES = new Set([
+export const TLS_VERIFY_CODES: ReadonlySet<string> = new Set([
   'CERT_HAS_EXPIRED',
   'CERT_NOT_YET_VALID',
   'CERT_REVOKED',
@@ -27,7 +29,7 @@ const TLS_VERIFY_CODES = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
-const BY_CODE: Record<string, { kind: FailureKind; retryable: boolean }> = {
+export const BY_CODE: Readonly<Record<string, { kind: FailureKind; retryable: boolean }>> = {
   ECONNRESET: { kind: 'reset', retryable: true },
   // `ss -K` and some middleboxes abort the connection locally.
   ECONNABORTED: { kind: 'reset', retryable: true },
@@ -43,11 +45,16 @@ const BY_CODE: Record<string, { kind: FailureKind; retryable: boolean }> = {
   ERR_RESOCK_FRAME_TOO_LONG: { kind: 'protocol', retryable: true },
   ERR_RESOCK_PROTOCOL: { kind: 'protocol', retryable: true },
   ERR_RESOCK_ABORTED: { kind: 'aborted', retryable: false },
-  // A user callback (a ping function) broke an option's contract: every new connection would fail the same way.
+  // onConnect threw something that is not an Error: wrapped, so what was thrown is never taken for a code.
+  ERR_RESOCK_HANDSHAKE: { kind: 'handshake', retryable: true },
+  // Local bugs, not the peer's: every new connection would fail the same way, so retrying only hides them.
+  // An option Node refused at dial time, or a ping function that returned what cannot be sent.
   ERR_RESOCK_INVALID_OPTION: { kind: 'unknown', retryable: false },
   // A user callback threw where resock cannot go on without it (heartbeat ping or isPong), or onConnect wrote through
   // the ResilientSocket: the application's bug, the same on every connection.
   ERR_RESOCK_CALLBACK: { kind: 'unknown', retryable: false },
+  // A ping function that threw.
+  ERR_RESOCK_PING_FAILED: { kind: 'unknown', retryable: false },
   ABORT_ERR: { kind: 'aborted', retryable: false },
   // reconnect(): the application dropped the connection to dial again.
   ERR_RESOCK_RECONNECT: { kind: 'aborted', retryable: true },
@@ -65,10 +72,12 @@ const BY_CODE: Record<string, { kind: FailureKind; retryable: boolean }> = {
   EADDRINUSE: { kind: 'resource', retryable: true },
   ENOBUFS: { kind: 'resource', retryable: true },
   ENOMEM: { kind: 'resource', retryable: true },
-  EPROTO: { kind: 'tls', retryable: true },
+  // Node reports some OpenSSL failures (a peer that does not speak TLS, a handshake alert) with the errno of the
+  // write that met them: the same misconfiguration as ERR_SSL_*, which a retry does not fix either.
+  EPROTO: { kind: 'tls', retryable: false },
 };
 
-/** Maps an error (or a bare code) and the phase it happened in to a failure kind. */
+/** Maps an error and the phase it happened in to a failure kind. Only an Error's own `code` is read. */
 export function classify(err: unknown, phase: FailurePhase): Classification {
   const code = errorCode(err);
   if (code === 'ETIMEDOUT') {
@@ -80,14 +89,14 @@ export function classify(err: unknown, phase: FailurePhase): Classification {
   if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) return { kind: 'tls', code, retryable: false };
   const known = BY_CODE[code];
   if (known) return { kind: known.kind, code, retryable: known.retryable };
-  // An onConnect that threw an error of its own is a handshake failure, whatever its code.
+  // An onConnect that threw an error whose code means nothing to resock is a handshake failure.
   if (phase === 'handshake') return { kind: 'handshake', code, retryable: true };
   return { kind: 'unknown', code, retryable: true };
 }
 
 export function errorCode(err: unknown): string {
-  if (typeof err === 'string') return err;
-  if (typeof err === 'object' && err !== null) {
+  // A thrown string or object is not an error report: `throw 'CERT_HAS_EXPIRED'` must not close the socket as fatal.
+  if (isError(err)) {
     const code = (err as { code?: unknown }).code;
     if (typeof code === 'string' && code.length > 0) return code;
     if ((err as { name?: unknown }).name === 'AbortError') return 'ABORT_ERR';
@@ -95,4 +104,9 @@ export function errorCode(err: unknown): string {
     if (err instanceof AggregateError && err.errors.length > 0) return errorCode(err.errors[0]);
   }
   return 'ERR_RESOCK_UNKNOWN';
+}
+
+/** An Error of this realm or another (vm, worker): `instanceof Error` alone misses the latter. */
+export function isError(value: unknown): value is Error {
+  return value instanceof Error || types.isNativeError(value);
 }

@@ -299,7 +299,8 @@ export abstract class Connection<O> implements HeartbeatHost {
       data = this.#framed ? this.#framed.codec.encode(ping) : ping;
     } catch (err) {
       // A user's ping function that throws must not escape a timer: the connection cannot be kept alive without it.
-      this.fail(callbackFailed('heartbeat.ping', err));
+      // The resolved ping already names what went wrong (ERR_RESOCK_PING_FAILED, ERR_RESOCK_INVALID_OPTION).
+      this.fail(err instanceof ResockError ? err : callbackFailed('heartbeat.ping', err));
       return;
     }
     this.#pingMark = this.#userBytes;

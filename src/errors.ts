@@ -18,12 +18,22 @@ export type ResockErrorCode =
   | 'ERR_RESOCK_PROTOCOL'
   | 'ERR_RESOCK_CALLBACK'
   | 'ERR_RESOCK_READY_TIMEOUT'
-  | 'ERR_RESOCK_ABORTED';
+  | 'ERR_RESOCK_RECONNECT'
+  | 'ERR_RESOCK_ABORTED'
+  | 'ERR_RESOCK_HANDSHAKE'
+  | 'ERR_RESOCK_PING_FAILED';
+
+/**
+ * Codes of the failures resock detects itself. Besides its own, a connection closed before it was established keeps
+ * the errno code Node would have given it, so it classifies as the reset it is; ERR_RESOCK_UNKNOWN wraps a thrown
+ * value that is not an Error.
+ */
+export type FailureErrorCode = ResockErrorCode | 'ECONNRESET' | 'ERR_RESOCK_UNKNOWN';
 
 export class ResockError extends Error {
-  readonly code: ResockErrorCode;
+  readonly code: FailureErrorCode;
 
-  constructor(code: ResockErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: FailureErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'ResockError';
     this.code = code;
@@ -40,9 +50,13 @@ export class ResockError extends Error {
 
 export type InvalidOptionError = (TypeError | RangeError) & { code: 'ERR_RESOCK_INVALID_OPTION'; option: string };
 
-/** TypeError for a value of the wrong type, RangeError for one out of range; both carry the option path. */
-export function invalidOption(kind: 'type' | 'range', option: string, message: string): InvalidOptionError {
-  const err = (kind === 'type' ? new TypeError(message) : new RangeError(message)) as InvalidOptionError;
+/**
+ * TypeError for a value of the wrong type, RangeError for one out of range; both carry the option path. `cause` is
+ * the error Node raised when Node is the one refusing the value.
+ */
+export function invalidOption(kind: 'type' | 'range', option: string, message: string, cause?: unknown): InvalidOptionError {
+  const options = cause === undefined ? undefined : { cause };
+  const err = (kind === 'type' ? new TypeError(message, options) : new RangeError(message, options)) as InvalidOptionError;
   Object.defineProperty(err, 'code', { value: 'ERR_RESOCK_INVALID_OPTION', enumerable: true });
   Object.defineProperty(err, 'option', { value: option, enumerable: true });
   Object.defineProperty(err, kResockError, { value: true });
@@ -50,11 +64,11 @@ export function invalidOption(kind: 'type' | 'range', option: string, message: s
 }
 
 /**
- * A plain Error carrying a `code`, for failures resock detects itself (timeouts, FIN, heartbeat loss). They travel
- * through classify() like the errno errors Node raises, so they keep the same shape.
+ * The error of a failure resock detects itself (timeouts, FIN, heartbeat loss): a ResockError, so `failure.error` is
+ * one whatever ended the connection, with the `code` classify() reads like an errno code.
  */
-export function codeError(code: string, message: string): Error & { code: string } {
-  return Object.assign(new Error(message), { code });
+export function codeError(code: FailureErrorCode, message: string, cause?: unknown): ResockError {
+  return new ResockError(code, message, cause === undefined ? undefined : { cause });
 }
 
 /** Renders a value for an error message: strings quoted, functions and objects named by type. */

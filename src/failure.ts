@@ -1,7 +1,8 @@
 // Builds the Failure object: classification of the error, the evidence of the connection it ended, and the diagnosis.
-import { classify } from './classify.js';
+import { classify, isError } from './classify.js';
 import type { LossEvidence } from './connection.js';
 import { diagnose } from './diagnosis.js';
+import { codeError, describeValue } from './errors.js';
 import type { Endpoint, Failure, FailureKind, FailurePhase, ResolvedOptions } from './types.js';
 
 /** What the socket knows about its own history when a failure happens. */
@@ -14,15 +15,16 @@ export interface FailureHistory {
 }
 
 export function buildFailure(
-  err: unknown,
+  thrown: unknown,
   phase: FailurePhase,
   endpoint: Endpoint,
   evidence: LossEvidence | undefined,
   history: FailureHistory,
   options: ResolvedOptions,
 ): Failure {
+  const err = asError(thrown, phase);
   const { kind, code, retryable } = classify(err, phase);
-  const message = err instanceof Error ? err.message : String(err);
+  const message = err.message;
   const hb = options.heartbeat;
   const diagnosis = diagnose({
     kind,
@@ -60,6 +62,20 @@ export function buildFailure(
     if (evidence.sinceLastWrite !== undefined) failure.sinceLastWrite = Math.round(evidence.sinceLastWrite);
     failure.writes = evidence.writes;
   }
-  if (err instanceof Error) failure.error = err;
+  failure.error = err;
   return failure;
+}
+
+/**
+ * What user code threw, as an Error: a thrown string or object is wrapped, never read for a code or turned into a
+ * string (String() throws for an object without a prototype). Only onConnect can throw such a value today.
+ */
+function asError(thrown: unknown, phase: FailurePhase): Error {
+  if (isError(thrown)) return thrown;
+  const handshake = phase === 'handshake';
+  return codeError(
+    handshake ? 'ERR_RESOCK_HANDSHAKE' : 'ERR_RESOCK_UNKNOWN',
+    `${handshake ? 'onConnect threw' : 'the connection failed with'} a value that is not an Error: ${describeValue(thrown)}`,
+    thrown,
+  );
 }

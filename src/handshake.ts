@@ -1,6 +1,7 @@
 // Pieces of one connection attempt that wait on something the user or the peer controls, each cancelled by a signal.
 import type net from 'node:net';
-import { codeError } from './errors.js';
+import { isError } from './classify.js';
+import { codeError, describeValue } from './errors.js';
 import type { OnConnect } from './types.js';
 
 /** Runs the user's handshake, raced against the socket dying and the attempt being cancelled. */
@@ -17,8 +18,13 @@ export function handshake(
       socket.off('error', onError);
       socket.off('close', onClose);
       signal.removeEventListener('abort', onAbort);
-      if (err === undefined) resolve();
-      else reject(err);
+      if (err === undefined) {
+        resolve();
+        return;
+      }
+      // The caller destroys the socket it now abandons: a late 'error' from it must not become an uncaught exception.
+      socket.on('error', noop);
+      reject(err);
     };
     const onError = (err: Error): void => finish(err);
     const onClose = (): void => finish(codeError('ERR_RESOCK_PEER_CLOSED', 'the peer closed the connection during the handshake'));
@@ -30,10 +36,17 @@ export function handshake(
       .then(() => onConnect(socket, signal))
       .then(
         () => finish(),
-        (err: unknown) => finish(err ?? new Error('onConnect rejected')),
+        (err: unknown) => finish(isError(err) ? err : nonErrorThrown(err)),
       );
   });
 }
+
+/** A string, object or undefined thrown by onConnect: never a code to read, only the cause of a handshake failure. */
+function nonErrorThrown(value: unknown): Error {
+  return codeError('ERR_RESOCK_HANDSHAKE', `onConnect threw a value that is not an Error: ${describeValue(value)}`, value);
+}
+
+function noop(): void {}
 
 /**
  * setTimeout as a promise that a signal cancels. `unref`: the wait alone does not keep the process alive. `onWake`

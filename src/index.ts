@@ -1,6 +1,6 @@
 export { ResilientSocket, connect } from './socket.js';
 export { lines, lengthPrefixed } from './framing.js';
-export { ResockError, type ResockErrorCode, type InvalidOptionError } from './errors.js';
+export { ResockError, type ResockErrorCode, type FailureErrorCode, type InvalidOptionError } from './errors.js';
 export { DEFAULT_DETECT_WITHIN } from './options.js';
 export { channels as diagnosticsChannels } from './diagnostics.js';
 export type { WriteCallback } from './queue.js';

@@ -2,6 +2,9 @@
 // defaults merged, heartbeat and keepalive gaps filled from detectWithin. Errors follow one convention: a TypeError
 // when the value has the wrong type or shape (including unknown and conflicting options), a RangeError when it has the
 // right type but an unacceptable value; both name the option path and echo the value.
+import net from 'node:net';
+import tls from 'node:tls';
+import { isError } from './classify.js';
 import {
   deriveLiveness,
   detectWithinMessage,
@@ -9,7 +12,7 @@ import {
   MAX_DETECT_WITHIN,
   MIN_DETECT_WITHIN,
 } from './detect.js';
-import { describeValue, invalidOption } from './errors.js';
+import { codeError, describeValue, invalidOption } from './errors.js';
 import type {
   Endpoint,
   FramingCodec,
@@ -70,6 +73,41 @@ const OVERFLOWS: readonly ResolvedOfflineQueue['overflow'][] = ['reject', 'drop-
 const NO_TLS_OPTIONS = Object.freeze({});
 // These would silently lose to the endpoint (transport.ts sets host/port/path last) or bypass dialing altogether.
 const TLS_FORBIDDEN = ['host', 'port', 'path', 'socket'] as const;
+// What tls.createSecureContext() reads. tls.connect() makes a context from them on every dial, so a bad one would fail
+// every attempt alike: resolveTls makes one context up front instead.
+const SECURE_CONTEXT_FIELDS = [
+  'ca',
+  'cert',
+  'key',
+  'passphrase',
+  'pfx',
+  'crl',
+  'ciphers',
+  'ecdhCurve',
+  'dhparam',
+  'sigalgs',
+  'minVersion',
+  'maxVersion',
+  'secureProtocol',
+  'secureOptions',
+  'honorCipherOrder',
+  'sessionIdContext',
+  'ticketKeys',
+  'sessionTimeout',
+  'privateKeyEngine',
+  'privateKeyIdentifier',
+  'clientCertEngine',
+  'allowPartialTrustChain',
+] as const;
+// Fields read together with the one being blamed, so a right value is not blamed for its partner's absence.
+const SECURE_CONTEXT_PARTNERS: Partial<Record<string, readonly string[]>> = {
+  key: ['passphrase'],
+  pfx: ['passphrase'],
+  minVersion: ['maxVersion', 'secureProtocol'],
+  maxVersion: ['minVersion', 'secureProtocol'],
+};
+// Never echoed in an error message: they end up in logs.
+const TLS_SECRETS = new Set(['key', 'passphrase', 'pfx', 'ticketKeys']);
 
 /** Validates `input`, merges the defaults and returns a deeply frozen copy. Throws ERR_RESOCK_INVALID_OPTION. */
 export function resolveOptions(input: ResilientSocketOptions): ResolvedOptions {
@@ -95,7 +133,7 @@ export function resolveOptions(input: ResilientSocketOptions): ResolvedOptions {
   return shared.options.dedupe(
     Object.freeze({
       endpoints: shared.endpoints.dedupe(endpoints, sameEndpoints),
-      tls: tls === undefined ? undefined : shared.tls.dedupe(tls),
+      tls,
       connectTimeout,
       noDelay,
       onConnect,
@@ -118,6 +156,12 @@ export function resolveOptions(input: ResilientSocketOptions): ResolvedOptions {
 // only weakly, so nothing is kept alive for a later call once the sockets using it are gone.
 class LastValue<T extends object> {
   #last: WeakRef<T> | undefined;
+
+  /** The value handed out last if it equals `fresh`, else undefined. */
+  find(fresh: T, equal: (a: T, b: T) => boolean = shallowEqual): T | undefined {
+    const last = this.#last?.deref();
+    return last !== undefined && equal(last, fresh) ? last : undefined;
+  }
 
   /** The value handed out last if it equals `fresh`, otherwise `fresh` (which becomes the last). */
   dedupe(fresh: T, equal: (a: T, b: T) => boolean = shallowEqual): T {
@@ -158,13 +202,16 @@ function sameHeartbeat(a: ResolvedHeartbeat, b: ResolvedHeartbeat): boolean {
     a.interval === b.interval &&
     a.timeout === b.timeout &&
     a.isPong === b.isPong &&
-    samePing(pingSources.get(a.ping), pingSources.get(b.ping))
+    samePing(pingSources.get(a.ping), pingSources.get(b.ping)) &&
+    pingFramings.get(a.ping) === pingFramings.get(b.ping)
   );
 }
 
 // What each resolved ping function sends: the user's string, a copy of their bytes, or their function. Each resolution
 // makes a new function, so two heartbeats are only comparable through what their pings were made from.
 const pingSources = new WeakMap<() => Buffer, string | Buffer | (() => unknown)>();
+// The framing a ping function checks its pings against: equal functions under another framing are another ping.
+const pingFramings = new WeakMap<() => Buffer, FramingCodec>();
 
 function samePing(a: string | Buffer | (() => unknown) | undefined, b: typeof a): boolean {
   if (a === undefined || b === undefined) return false;
@@ -261,8 +308,132 @@ function resolveTls(value: unknown): ResolvedOptions['tls'] {
       );
     }
   }
+  // Making a secure context costs up to milliseconds, and a fleet of sockets is usually made from equal options:
+  // options equal to the last ones that passed need no second check.
+  const known = shared.tls.find(copy);
+  if (known !== undefined) return known;
+  checkTlsConnectFields(copy);
+  // Given a context, tls.connect() makes none and ignores the fields that would make one.
+  if (copy.secureContext === undefined) checkSecureContext(copy);
   // Shallow: certificates and keys stay the caller's Buffers (typed arrays cannot be frozen).
-  return Object.freeze(copy);
+  return shared.tls.dedupe(Object.freeze(copy));
+}
+
+/**
+ * The tls.connect() options outside the secure context that Node would refuse. Node checks some of them only after
+ * the TCP connection is under way, and a throw there leaves that connection open with nobody to close it.
+ */
+function checkTlsConnectFields(o: Bag): void {
+  // Any string: an empty one is how a caller turns SNI off.
+  const servername = own(o, 'servername');
+  if (servername !== undefined && typeof servername !== 'string') {
+    throw invalidOption('type', 'tls.servername', `tls.servername must be a string, got ${describeValue(servername)}`);
+  }
+  for (const key of ['checkServerIdentity', 'pskCallback', 'lookup'] as const) {
+    const v = own(o, key);
+    if (v !== undefined) checkFunction(v, `tls.${key}`);
+  }
+  // Node reads these as truthy or not: `rejectUnauthorized: 'false'` would quietly keep verification on.
+  for (const key of ['rejectUnauthorized', 'requestOCSP', 'enableTrace', 'autoSelectFamily'] as const) {
+    const v = own(o, key);
+    if (v !== undefined) checkBoolean(v, `tls.${key}`);
+  }
+  const session = own(o, 'session');
+  if (session !== undefined && !(session instanceof Uint8Array)) {
+    throw invalidOption('type', 'tls.session', `tls.session must be a Buffer, got ${describeValue(session)}`);
+  }
+  checkAlpn(own(o, 'ALPNProtocols'));
+  const localAddress = own(o, 'localAddress');
+  if (localAddress !== undefined && (typeof localAddress !== 'string' || net.isIP(localAddress) === 0)) {
+    const message = `tls.localAddress must be an IP address, got ${describeValue(localAddress)}`;
+    throw invalidOption(typeof localAddress === 'string' ? 'range' : 'type', 'tls.localAddress', message);
+  }
+  const numbers = [
+    ['minDHSize', { min: 1 }],
+    ['localPort', { min: 0, max: 65_535 }],
+    ['timeout', { min: 0, max: TIMER_MAX }],
+    ['highWaterMark', { min: 0 }],
+    ['autoSelectFamilyAttemptTimeout', { min: 1, max: TIMER_MAX }],
+  ] as const;
+  for (const [key, rule] of numbers) {
+    const v = own(o, key);
+    if (v !== undefined) checkNumber(v, `tls.${key}`, rule);
+  }
+  const context = own(o, 'secureContext');
+  if (context !== undefined && !(context instanceof secureContextClass())) {
+    const message = `tls.secureContext must be made by tls.createSecureContext(), got ${describeValue(context)}`;
+    throw invalidOption('type', 'tls.secureContext', message);
+  }
+}
+
+function checkAlpn(alpn: unknown): void {
+  // A Buffer is taken as the wire format, already length-prefixed.
+  if (alpn === undefined || alpn instanceof Uint8Array) return;
+  const what = 'an array of protocol names (1..255 bytes each) or a Buffer';
+  if (!Array.isArray(alpn)) {
+    throw invalidOption('type', 'tls.ALPNProtocols', `tls.ALPNProtocols must be ${what}, got ${describeValue(alpn)}`);
+  }
+  for (let i = 0; i < alpn.length; i++) {
+    const path = `tls.ALPNProtocols[${i}]`;
+    const p: unknown = alpn[i];
+    if (typeof p !== 'string' && !(p instanceof Uint8Array)) {
+      throw invalidOption('type', path, `${path} must be a string or a Buffer, got ${describeValue(p)}`);
+    }
+    // An empty name makes Node 20 abort the whole process in a native assertion when the socket is created.
+    const bytes = typeof p === 'string' ? Buffer.byteLength(p) : p.length;
+    if (bytes === 0 || bytes > 255) {
+      const got = typeof p === 'string' && bytes <= 64 ? JSON.stringify(p) : `${bytes} bytes`;
+      throw invalidOption('range', path, `${path} must be 1..255 bytes long, got ${got}`);
+    }
+  }
+}
+
+let SecureContext: (new () => unknown) | undefined;
+function secureContextClass(): new () => unknown {
+  return (SecureContext ??= tls.createSecureContext().constructor as new () => unknown);
+}
+
+/** Makes the secure context tls.connect() would make, and names the field it refuses. */
+function checkSecureContext(o: Bag): void {
+  try {
+    tls.createSecureContext(o);
+    return;
+  } catch (err) {
+    for (const field of SECURE_CONTEXT_FIELDS) {
+      if (o[field] === undefined) continue;
+      const probe: Bag = { [field]: o[field] };
+      for (const partner of SECURE_CONTEXT_PARTNERS[field] ?? []) probe[partner] = o[partner];
+      try {
+        tls.createSecureContext(probe);
+      } catch (fieldErr) {
+        throw refusedByNode(`tls.${field}`, fieldErr, describeTlsValue(field, o[field]));
+      }
+    }
+    // Each field is fine alone but not together, e.g. a key that does not match the certificate.
+    throw refusedByNode('tls', err, 'these tls options together');
+  }
+}
+
+function refusedByNode(option: string, err: unknown, got: string): Error {
+  const code = (err as { code?: unknown } | null)?.code;
+  const why = isError(err) ? `${typeof code === 'string' ? `${code}: ` : ''}${err.message}` : describeValue(err);
+  // A wrong type is Node's ERR_INVALID_ARG_TYPE; anything else is content OpenSSL could not use.
+  const kind = code === 'ERR_INVALID_ARG_TYPE' ? 'type' : 'range';
+  return invalidOption(kind, option, `${option} was refused by tls.createSecureContext() (${why}), got ${got}`, err);
+}
+
+/** Like describeValue, but a key or passphrase is only sized, and a long certificate is cut short. */
+function describeTlsValue(field: string, value: unknown): string {
+  const size = (v: unknown): string | undefined => {
+    if (typeof v === 'string') return `a string of ${v.length} characters`;
+    if (v instanceof Uint8Array) return `a Buffer of ${v.length} bytes`;
+    if (Array.isArray(v)) return `an array of ${v.length}`;
+    return undefined;
+  };
+  if (TLS_SECRETS.has(field)) return size(value) ?? describeValue(value);
+  if (typeof value === 'string' && value.length > 60) return `${JSON.stringify(value.slice(0, 40))}… (${value.length} characters)`;
+  if (value instanceof Uint8Array || Array.isArray(value)) return size(value)!;
+  return describeValue(value);
 }
 
 // ---- reconnect, queue, diagnosis ------------------------------------------------------------------------------------
@@ -358,7 +529,7 @@ function resolveHeartbeat(
 ): ResolvedHeartbeat | false {
   if (value === undefined || value === false) return false;
   const o = readObject(value, 'heartbeat', HEARTBEAT_KEYS, 'false or an object with a ping');
-  const ping = resolvePing(own(o, 'ping'));
+  const ping = resolvePing(own(o, 'ping'), framing);
   const interval = optional(own(o, 'interval'), derived.interval, (v) =>
     checkNumber(v, 'heartbeat.interval', { min: 1, max: TIMER_MAX }),
   );
@@ -374,12 +545,27 @@ function resolveHeartbeat(
   return Object.freeze({ interval, timeout, ping, isPong });
 }
 
-function resolvePing(value: unknown): () => Buffer {
+function resolvePing(value: unknown, framing: FramingCodec | undefined): () => Buffer {
   const what = 'a non-empty Buffer, a non-empty string or a function returning a Buffer';
   if (typeof value === 'function') {
     const make = value as () => unknown;
-    const ping = (): Buffer => checkPingResult(make());
+    const ping = (): Buffer => {
+      let result: unknown;
+      try {
+        result = make();
+      } catch (err) {
+        // A bug on this side: resock's own non-retried code, whatever code the thrown error carries.
+        const why = isError(err) ? err.message : describeValue(err);
+        throw codeError('ERR_RESOCK_PING_FAILED', `heartbeat.ping() threw: ${why}`, err);
+      }
+      const bytes = checkPingResult(result);
+      // Encoded once here and again by the connection: a ping the framing refuses would otherwise be reported as the
+      // peer's protocol violation. Only function pings pay for it, once per interval.
+      if (framing !== undefined) checkPingFrame(bytes, framing, 'heartbeat.ping() must return');
+      return bytes;
+    };
     pingSources.set(ping, make);
+    if (framing !== undefined) pingFramings.set(ping, framing);
     return ping;
   }
   if (typeof value === 'string' || value instanceof Uint8Array) {
@@ -389,11 +575,27 @@ function resolvePing(value: unknown): () => Buffer {
     }
     // Copied once: the same bytes go out on every ping even if the caller reuses its buffer.
     const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : Buffer.from(value);
+    if (framing !== undefined) checkPingFrame(bytes, framing, 'heartbeat.ping must be');
     const ping = (): Buffer => bytes;
     pingSources.set(ping, typeof value === 'string' ? value : bytes);
     return ping;
   }
   throw invalidOption('type', 'heartbeat.ping', `heartbeat.ping must be ${what}, got ${describeValue(value)}`);
+}
+
+/** Throws ERR_RESOCK_INVALID_OPTION naming heartbeat.ping when the framing cannot carry `bytes` as one frame. */
+function checkPingFrame(bytes: Buffer, framing: FramingCodec, rule: string): void {
+  try {
+    framing.encode(bytes);
+  } catch (err) {
+    const why = isError(err) ? err.message : describeValue(err);
+    const message = `${rule} one frame the ${framing.name} framing can send (${why}), got ${describePing(bytes)}`;
+    throw invalidOption('range', 'heartbeat.ping', message, err);
+  }
+}
+
+function describePing(bytes: Buffer): string {
+  return bytes.length <= 64 ? JSON.stringify(bytes.toString('utf8')) : `a ${bytes.length}-byte Buffer`;
 }
 
 function checkPingResult(result: unknown): Buffer {

@@ -75,7 +75,8 @@ interface Run {
 /** Exists from the moment the socket starts closing. */
 interface Closing {
   reason: CloseReason;
-  cause: Error | undefined;
+  /** destroy()'s error, or the abort signal's reason, whatever it is. */
+  cause: unknown;
   failure: Failure | undefined;
   /** 'close' was emitted. */
   emitted: boolean;
@@ -981,7 +982,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     this.#closeNow('aborted', abortCause(signal));
   }
 
-  #beginClose(reason: CloseReason, cause: Error | undefined): void {
+  #beginClose(reason: CloseReason, cause: unknown): void {
     this.#closing = { reason, cause, failure: undefined, emitted: false, promise: undefined, resolve: undefined };
     this.#to(this.#state === 'idle' ? 'closed' : 'closing');
     this.#stopWatchingStability();
@@ -997,7 +998,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   }
 
   /** Immediate close: the current connection is destroyed and the socket is closed before this returns. */
-  #closeNow(reason: CloseReason, cause: Error | undefined, failure?: Failure): void {
+  #closeNow(reason: CloseReason, cause: unknown, failure?: Failure): void {
     const state = this.#state;
     if (state === 'closed') return;
     if (state !== 'closing') this.#beginClose(reason, cause);
@@ -1081,8 +1082,8 @@ function closedCode(closing: Closing | undefined): 'ERR_RESOCK_ABORTED' | 'ERR_R
   return closing?.reason === 'aborted' ? 'ERR_RESOCK_ABORTED' : 'ERR_RESOCK_CLOSED';
 }
 
-function abortCause(signal: AbortSignal): Error | undefined {
-  return signal.reason instanceof Error ? signal.reason : undefined;
+function abortCause(signal: AbortSignal): unknown {
+  return signal.reason;
 }
 
 /** Rethrows on a later tick: an application's bug must surface, but never inside resock's own bookkeeping. */

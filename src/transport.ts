@@ -3,7 +3,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import dc from 'node:diagnostics_channel';
 import { OwnedNetSocket } from './connection.js';
-import { codeError } from './errors.js';
+import { isError } from './classify.js';
+import { codeError, describeValue, invalidOption } from './errors.js';
 import type { Endpoint } from './types.js';
 
 export function describeEndpoint(endpoint: Endpoint): string {
@@ -13,6 +14,7 @@ export function describeEndpoint(endpoint: Endpoint): string {
 /**
  * Opens one raw connection and resolves once it is usable (after the TLS handshake for TLS). On failure the socket is
  * destroyed and the low-level error rejected as is, for classify() to read. `signal` cancels the attempt (timeout or close).
+ * A socket it gives up on keeps a listener that swallows its late errors: nobody else holds it any more.
  */
 export function dial(
   endpoint: Endpoint,
@@ -26,6 +28,7 @@ export function dial(
     let socket: net.Socket;
     const readyEvent = tlsOptions ? 'secureConnect' : 'connect';
     try {
+      if (tlsOptions) checkLateTlsOptions(tlsOptions);
       if ('path' in endpoint) {
         socket = tlsOptions ? tls.connect({ ...tlsOptions, path: endpoint.path }) : connectNet({ path: endpoint.path });
       } else if (tlsOptions) {
@@ -40,7 +43,9 @@ export function dial(
         socket = connectNet({ host: endpoint.host, port: endpoint.port, noDelay });
       }
     } catch (err) {
-      reject(err);
+      // Node refused an option before any socket of ours existed (connectNet cleans up its own): the same options
+      // would be refused on every attempt, so this is not a failure to retry.
+      reject(refusedAtDial(err, tlsOptions !== undefined));
       return;
     }
     if (unref) socket.unref();
@@ -61,11 +66,14 @@ export function dial(
     };
     const onError = (err: Error): void => {
       cleanup();
+      // A TLS socket can report a second error (the reset that follows a failed handshake) after this one.
+      socket.on('error', noop);
       socket.destroy();
       reject(err);
     };
     const onClose = (): void => {
       cleanup();
+      socket.on('error', noop);
       reject(codeError('ECONNRESET', 'connection closed before it was established'));
     };
     const onAbort = (): void => {
@@ -87,6 +95,28 @@ export function dial(
 
 function noop(): void {}
 
+/**
+ * tls.connect() applies servername and session only after it has started the TCP connection, so a throw there would
+ * leave a connection open that no one can reach to close. resolveOptions refuses such values; this keeps that true
+ * for any caller.
+ */
+function checkLateTlsOptions(o: tls.ConnectionOptions): void {
+  if (o.servername !== undefined && typeof o.servername !== 'string') {
+    throw invalidOption('type', 'tls.servername', `tls.servername must be a string, got ${describeValue(o.servername)}`);
+  }
+  if (o.session !== undefined && !(o.session instanceof Uint8Array)) {
+    throw invalidOption('type', 'tls.session', `tls.session must be a Buffer, got ${describeValue(o.session)}`);
+  }
+}
+
+/** An option Node refused while dialing, as the non-retryable ERR_RESOCK_INVALID_OPTION naming it where known. */
+function refusedAtDial(err: unknown, isTls: boolean): Error {
+  if ((err as { code?: unknown } | undefined)?.code === 'ERR_RESOCK_INVALID_OPTION') return err as Error;
+  const option = isTls ? 'tls' : 'endpoint';
+  const why = isError(err) ? err.message : describeValue(err);
+  return invalidOption('type', option, `${option} options were refused when dialing: ${why}`, err);
+}
+
 // Node announces every client socket net.connect() makes here; APM tools listen.
 const clientSocketChannel = dc.channel('net.client.socket');
 
@@ -94,5 +124,11 @@ const clientSocketChannel = dc.channel('net.client.socket');
 function connectNet(options: net.NetConnectOpts): net.Socket {
   const socket = new OwnedNetSocket(options);
   if (clientSocketChannel.hasSubscribers) clientSocketChannel.publish({ socket });
-  return socket.connect(options);
+  try {
+    return socket.connect(options);
+  } catch (err) {
+    socket.on('error', noop);
+    socket.destroy();
+    throw err;
+  }
 }

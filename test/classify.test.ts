@@ -24,6 +24,10 @@ describe('classify reads codes, never messages', () => {
     ['DEPTH_ZERO_SELF_SIGNED_CERT', 'connect', 'tls', false],
     ['ERR_TLS_CERT_ALTNAME_INVALID', 'connect', 'tls', false],
     ['ERR_SSL_WRONG_VERSION_NUMBER', 'connect', 'tls', false],
+    ['EPROTO', 'connect', 'tls', false],
+    ['ERR_RESOCK_HANDSHAKE', 'handshake', 'handshake', true],
+    ['ERR_RESOCK_PING_FAILED', 'open', 'unknown', false],
+    ['ERR_RESOCK_INVALID_OPTION', 'connect', 'unknown', false],
     ['ABORT_ERR', 'connect', 'aborted', false],
     ['EWHATEVER', 'open', 'unknown', true],
     ['EWHATEVER', 'handshake', 'handshake', true],
@@ -34,6 +38,12 @@ describe('classify reads codes, never messages', () => {
   it('an error without a code in the handshake phase is a handshake failure', () => {
     expect(classify(new Error('bad password'), 'handshake').kind).toBe('handshake');
     expect(classify(new Error('ECONNRESET'), 'open').kind).toBe('unknown');
+  });
+
+  it('reads a code only from an Error: a thrown string or object is never taken for one', () => {
+    expect(classify('CERT_HAS_EXPIRED', 'handshake')).toEqual({ kind: 'handshake', code: 'ERR_RESOCK_UNKNOWN', retryable: true });
+    expect(classify({ code: 'ERR_RESOCK_ABORTED' }, 'open')).toEqual({ kind: 'unknown', code: 'ERR_RESOCK_UNKNOWN', retryable: true });
+    expect(classify(Object.create(null), 'connect').code).toBe('ERR_RESOCK_UNKNOWN');
   });
 
   it('an AggregateError from Happy Eyeballs speaks through its first error', () => {

@@ -2,7 +2,7 @@
 // event loop is blocked, round-trip times, any inbound byte as life, write accounting at the loss, cleanup.
 import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type Failure, type ResilientSocket, type ResilientSocketOptions } from '../src/index.js';
+import { ResockError, connect, lines, type Failure, type ResilientSocket, type ResilientSocketOptions } from '../src/index.js';
 import { createFaultProxy, createHeartbeatServer, type FaultProxy, type HeartbeatServer } from '../src/testing/index.js';
 import { activeResources, listen, record, settleResources, sleep, waitFor, type TestServer } from './support/net.js';
 
@@ -312,8 +312,9 @@ describe('heartbeat: write accounting at the loss', () => {
 });
 
 describe('heartbeat: a ping function that throws', () => {
-  it('fails the connection with the thrown error; nothing escapes the timer', async () => {
-    const thrown = Object.assign(new Error('cannot make a ping'), { code: 'E_TEST_PING' });
+  // A local bug, not the peer's: its own code wraps the user's error (whose code is never read) and it is not retried.
+  it('fails the connection with ERR_RESOCK_PING_FAILED, not retried; nothing escapes the timer', async () => {
+    const thrown = Object.assign(new Error('cannot make a ping'), { code: 'ECONNRESET' });
     const srv = await heartbeatServer();
     const sock = client(srv.port, {
       heartbeat: {
@@ -323,15 +324,16 @@ describe('heartbeat: a ping function that throws', () => {
           throw thrown;
         },
       },
-      reconnect: false,
     });
-    const closed = waitFor(sock, 'close', 2000);
-    const f = await waitFor(sock, 'failure', 2000);
-    // The application's bug, the same on every connection: fatal, with the thrown error kept as the cause.
-    expect(f).toMatchObject({ kind: 'unknown', code: 'ERR_RESOCK_CALLBACK', phase: 'open', retryable: false });
-    expect(f.message).toMatch(/^heartbeat\.ping threw: cannot make a ping/);
-    expect(f.error?.cause).toBe(thrown);
-    expect((await closed).reason).toBe('fatal');
+    const failures = record(sock, ['failure']);
+    const closed = await waitFor(sock, 'close', 2000);
+    expect(closed.reason).toBe('fatal');
+    expect(failures).toHaveLength(1);
+    const f = closed.failure!;
+    expect(f).toMatchObject({ kind: 'unknown', code: 'ERR_RESOCK_PING_FAILED', phase: 'open', retryable: false });
+    expect(f.message).toBe('heartbeat.ping() threw: cannot make a ping');
+    expect(f.error).toBeInstanceOf(ResockError);
+    expect(f.error!.cause).toBe(thrown);
   });
 
   it('a ping function returning something other than a Buffer fails the connection naming heartbeat.ping', async () => {
@@ -341,9 +343,24 @@ describe('heartbeat: a ping function that throws', () => {
       reconnect: false,
     });
     const f = await waitFor(sock, 'failure', 2000);
-    expect(f.code).toBe('ERR_RESOCK_CALLBACK');
+    expect(f.code).toBe('ERR_RESOCK_INVALID_OPTION');
     expect(f.retryable).toBe(false);
-    expect(f.message).toMatch(/^heartbeat\.ping threw: heartbeat\.ping\(\) must return a Buffer, got/);
+    expect(f.message).toMatch(/^heartbeat\.ping\(\) must return a Buffer, got/);
+  });
+
+  it('a ping function returning what the framing cannot carry is the local bug, not a peer protocol violation', async () => {
+    const srv = await heartbeatServer();
+    const sock = client(srv.port, {
+      framing: lines(),
+      heartbeat: { interval: 50, timeout: 200, ping: () => Buffer.from('PING\n') },
+    });
+    const failures = record(sock, ['failure']);
+    const closed = await waitFor(sock, 'close', 2000);
+    expect(closed.reason).toBe('fatal');
+    expect(failures).toHaveLength(1);
+    expect(closed.failure).toMatchObject({ kind: 'unknown', code: 'ERR_RESOCK_INVALID_OPTION', retryable: false });
+    expect(closed.failure!.diagnosis.cause).not.toBe('protocol-violation');
+    expect(closed.failure!.message).toMatch(/^heartbeat\.ping\(\) must return one frame the lines framing can send .*, got "PING\\n"$/);
   });
 });
 

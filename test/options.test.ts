@@ -1,5 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { ResockError } from '../src/errors.js';
+import { lengthPrefixed, lines } from '../src/framing.js';
 import { DEFAULT_DETECT_WITHIN, resolveOptions } from '../src/options.js';
 import type { FrameDecoder, FramingCodec, ResilientSocketOptions, ResolvedOptions } from '../src/types.js';
 
@@ -416,6 +418,32 @@ describe('resolveOptions: detectWithin, heartbeat and keepAlive', () => {
     expectInvalid({ port: 1, heartbeat: { ping: Buffer.alloc(0) } }, RangeError, 'heartbeat.ping', 'got an empty Buffer');
   });
 
+  it('rejects a ping the framing cannot carry as one frame, at once rather than as the peer\'s protocol error later', () => {
+    expectInvalid({ port: 1, framing: lines(), heartbeat: { ping: 'PING\n' } }, RangeError, 'heartbeat.ping', 'must be one frame the lines framing can send', 'got "PING\\n"');
+    expectInvalid({ port: 1, framing: lines(), heartbeat: { ping: Buffer.from('PING\r') } }, RangeError, 'heartbeat.ping');
+    expectInvalid({ port: 1, framing: lengthPrefixed({ bytes: 1 }), heartbeat: { ping: 'x'.repeat(300) } }, RangeError, 'heartbeat.ping', 'length-prefixed');
+    expect(resolve({ port: 1, framing: lines(), heartbeat: { ping: 'PING' } }).heartbeat).not.toBe(false);
+    // Without framing the bytes go out as they are: a newline is the user's own protocol.
+    expect(resolve({ port: 1, heartbeat: { ping: 'PING\n' } }).heartbeat).not.toBe(false);
+  });
+
+  it('a ping function: its throw is ERR_RESOCK_PING_FAILED (cause: the thrown value); an unframable ping names heartbeat.ping', () => {
+    const thrown = Object.assign(new Error('no ping today'), { code: 'ECONNRESET' });
+    const hb = resolve({ port: 1, heartbeat: { ping: () => {
+      throw thrown;
+    } } }).heartbeat;
+    if (hb === false) throw new Error('heartbeat expected');
+    const err = errorOf(() => hb.ping());
+    expect(err).toBeInstanceOf(ResockError);
+    expect(err).toMatchObject({ code: 'ERR_RESOCK_PING_FAILED', message: 'heartbeat.ping() threw: no ping today', cause: thrown });
+
+    const framed = resolve({ port: 1, framing: lines(), heartbeat: { ping: () => Buffer.from('a\nb') } }).heartbeat;
+    if (framed === false) throw new Error('heartbeat expected');
+    const refused = errorOf(() => framed.ping());
+    expect(refused).toMatchObject({ code: 'ERR_RESOCK_INVALID_OPTION', option: 'heartbeat.ping' });
+    expect(refused.message).toMatch(/^heartbeat\.ping\(\) must return one frame the lines framing can send \(.*\), got "a\\nb"$/);
+  });
+
   it('rejects heartbeat: true and unknown heartbeat keys', () => {
     expectInvalid({ port: 1, heartbeat: true }, TypeError, 'heartbeat', 'got true');
     expectInvalid({ port: 1, heartbeat: { ping: 'p', intreval: 5 } }, TypeError, 'heartbeat.intreval', '(did you mean "heartbeat.interval"?)');
@@ -477,8 +505,8 @@ describe('resolveOptions: framing', () => {
         return frame;
       }
     }
-    const lines = new Lines();
-    expect(resolve({ port: 1, framing: lines }).framing).toBe(lines);
+    const codecInstance = new Lines();
+    expect(resolve({ port: 1, framing: codecInstance }).framing).toBe(codecInstance);
   });
 
   it('checks the codec shape', () => {

@@ -1,6 +1,6 @@
 // Checks the package as published: what `npm pack` puts in the tarball, publint and arethetypeswrong on it, and the
-// built CommonJS and ESM entry points loaded from an install outside this source tree. Needs `npm run build` first
-// (CI builds before `npm test`); a missing or stale dist/ fails here with that advice.
+// built CommonJS and ESM entry points loaded from an install outside this source tree. Needs a current dist/: `npm test`
+// builds it first when it is missing or stale (scripts/build-if-stale.mjs); run alone, this fails with that advice.
 import { execFile, spawn } from 'node:child_process';
 import {
   closeSync,
