@@ -6,8 +6,9 @@ import { now } from './clock.js';
 import { codeError } from './errors.js';
 import { Heartbeat, type HeartbeatHost } from './heartbeat.js';
 import { TimerQueue } from './timer-queue.js';
+import { readTcpInfo } from './keepalive.js';
 import { newEntry, type WriteCallback, type WriteEntry } from './queue.js';
-import type { FrameDecoder, FramingCodec, ResolvedHeartbeat, WriteAccount } from './types.js';
+import type { FrameDecoder, FramingCodec, ResolvedHeartbeat, TcpInfo, WriteAccount } from './types.js';
 
 /**
  * What a connection reports to whoever owns it. One host object serves every connection of its kind and gets the owner
@@ -33,6 +34,8 @@ export interface LossEvidence {
   bytesRead: number;
   bytesWritten: number;
   writes: WriteAccount;
+  /** TCP_INFO read as the socket was destroyed, while its descriptor still existed. */
+  tcp: TcpInfo | undefined;
 }
 
 interface StreamInternals {
@@ -116,6 +119,8 @@ export abstract class Connection<O> implements HeartbeatHost {
   #progressSeen = 0;
   /** Bytes Node held that never reached the kernel, read as the socket was destroyed; -1 before. */
   #unsentAtDestroy = -1;
+  /** The kernel's TCP_INFO, read as the socket was destroyed: the diagnosis's evidence of what the peer answered. */
+  #tcpAtDestroy: TcpInfo | undefined;
 
   readonly #framed: Framed | undefined;
   readonly #heartbeat: Heartbeat | undefined;
@@ -234,6 +239,7 @@ export abstract class Connection<O> implements HeartbeatHost {
       bytesRead: this.socket.bytesRead,
       bytesWritten: this.#wireBytes - (this.#unsentAtDestroy >= 0 ? this.#unsentAtDestroy : this.socket.writableLength),
       writes,
+      tcp: this.#tcpAtDestroy,
     };
   }
 
@@ -322,7 +328,11 @@ export abstract class Connection<O> implements HeartbeatHost {
 
   /** Called by the socket's destroy() before it runs: takes the reading of what never reached the kernel. */
   beforeDestroy(): void {
-    if (this.#unsentAtDestroy < 0) this.#unsentAtDestroy = unsentBytes(this.socket);
+    if (this.#unsentAtDestroy < 0) {
+      this.#unsentAtDestroy = unsentBytes(this.socket);
+      // The last moment the descriptor exists: after destroy() libuv closes it and the kernel's state is gone.
+      this.#tcpAtDestroy = readTcpInfo(this.socket);
+    }
   }
 
   #data(chunk: Buffer): void {

@@ -8,9 +8,10 @@ import { type Connection, connectionClass } from './connection.js';
 import { now } from './clock.js';
 import { type ChannelName, channels } from './diagnostics.js';
 import { ResockError, codeError } from './errors.js';
-import { buildFailure } from './failure.js';
+import { buildFailure, droppedRightAfterAccept, peerIdleWarning, withPeerClose } from './failure.js';
 import { handshake, sleep } from './handshake.js';
-import { applyKeepAlive } from './keepalive.js';
+import { learnIdleLimit } from './diagnosis.js';
+import { applyKeepAlive, readTcpInfo } from './keepalive.js';
 import { resolveOptions } from './options.js';
 import { OfflineQueue, newEntry, rejectEntry, type WriteCallback, type WriteEntry } from './queue.js';
 import { isTerminal, transition } from './state.js';
@@ -87,6 +88,10 @@ interface Past {
   bytesWritten: number;
   /** Counts failures: each sends the next attempt to the next endpoint. */
   endpointIndex: number;
+  /** Quiet time at each FIN from the peer (failure.ts withPeerClose): the peer's idle limit is learned from it. */
+  peerIdleCloses: readonly number[] | undefined;
+  /** PEER_IDLE_LIMIT was emitted. */
+  peerIdleWarned: boolean;
 }
 
 interface ReadyWaiter {
@@ -169,7 +174,16 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   }
 
   #pastState(): Past {
-    return (this.#past ??= { failures: {}, lastFailure: undefined, lostAt: -1, bytesRead: 0, bytesWritten: 0, endpointIndex: 0 });
+    return (this.#past ??= {
+      failures: {},
+      lastFailure: undefined,
+      lostAt: -1,
+      bytesRead: 0,
+      bytesWritten: 0,
+      endpointIndex: 0,
+      peerIdleCloses: undefined,
+      peerIdleWarned: false,
+    });
   }
 
   /** The endpoint of the next attempt, and of the current connection while one is open. */
@@ -286,6 +300,8 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       lastFailure: past?.lastFailure,
       rtt: this.#rtt < 0 ? undefined : this.#rtt,
       keepAlive: this.#keepAliveReport(),
+      tcp: conn === undefined ? undefined : readTcpInfo(conn.socket),
+      peerIdleLimit: learnIdleLimit(past?.peerIdleCloses)?.limit,
     };
   }
 
@@ -542,13 +558,20 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     }
 
     const early = this.#run?.stable !== undefined || this.options.reconnect === false;
-    if (early && evidence.connectionAge < (this.options.reconnect ? this.options.reconnect.stableAfter : 5000)) this.#runState().earlyDrops++;
+    // Only drops right after accepting, in a row, say the peer rejects us: one closing idle connections does not.
+    if (early) this.#runState().earlyDrops = droppedRightAfterAccept(evidence) ? this.#runState().earlyDrops + 1 : 0;
     // Lost before it proved stable, the run goes on, with its attempt count and backoff.
     this.#stopWatchingStability();
     const failure = this.#failure(err ?? codeError('ERR_RESOCK_PEER_CLOSED', 'the peer closed the connection (FIN)'), 'open', endpoint, conn);
+    past.peerIdleCloses = withPeerClose(past.peerIdleCloses, failure.kind, evidence);
     this.#to('reconnecting');
     this.#emitFailure(failure, true);
     if (this.#terminal) return;
+    const idleWarning = past.peerIdleWarned ? undefined : peerIdleWarning(this.options, past.peerIdleCloses);
+    if (idleWarning !== undefined) {
+      past.peerIdleWarned = true;
+      this.emit('warning', idleWarning);
+    }
 
     if (this.#mayRetry(failure)) {
       void this.#loop(failure);
@@ -564,6 +587,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       everConnected: this.#connects > 0,
       previousKind: this.#run?.previousKind,
       earlyDrops: this.#run?.earlyDrops ?? 0,
+      peerIdleCloses: this.#past?.peerIdleCloses,
     };
     return buildFailure(err, phase, endpoint, conn?.evidence(), history, this.options);
   }
