@@ -138,7 +138,7 @@ describe('arguments', () => {
       [['probe', 'h:1', '--bogus'], /Unknown option '--bogus'/],
       [['probe', 'h:1', '--insecure'], /--insecure only applies with --tls/],
       [['probe', 'h:1', '--detect-within', '5s'], /--detect-within must be a whole number of milliseconds, got "5s"/],
-      [['probe', 'h:1', '--detect-within', '100'], /--detect-within: detectWithin must be an integer in 3000\.\..*got 100/],
+      [['probe', 'h:1', '--detect-within', '100'], /--detect-within: detectWithin must be an integer in 1000\.\..*got 100/],
       [['probe', 'h:1', '--heartbeat', 'a\\q'], /--heartbeat: unknown escape/],
       [['demo', 'now'], /demo takes no arguments/],
     ];
