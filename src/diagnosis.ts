@@ -146,7 +146,10 @@ function make(cause: DiagnosisCause, summary: string, advice: string): Diagnosis
 function forgottenFlow(ctx: DiagnosisContext): number | undefined {
   const quiet = ctx.quietBeforeLastWrite;
   if (quiet === undefined || quiet < ctx.idleThreshold || ctx.readSinceLastWrite !== false) return undefined;
-  if (ctx.tcp !== undefined && !lastSendUnanswered(ctx.tcp)) return undefined;
+  // For a timeout, an ACK of that write means the flow was still known when it was written: the path died later.
+  // Not for a reset: a user-space proxy or load balancer that dropped the flow ACKs in its own kernel, then resets.
+  const timedOut = ctx.kind !== 'reset' && ctx.kind !== 'broken-pipe';
+  if (timedOut && ctx.tcp !== undefined && !lastSendUnanswered(ctx.tcp)) return undefined;
   return quiet;
 }
 
@@ -159,12 +162,13 @@ function intermediary(what: string, quiet: number, tcp: TcpInfo | undefined): Di
 }
 
 /**
- * A single reset counts as "right after the handshake" within a few round trips of it: a full accept queue with
- * tcp_abort_on_overflow answers the handshake's last ACK with RST one round trip later. 100 ms covers the event
- * loop's delay in noticing on a fast path; 8 RTTs a slow one.
+ * A single reset counts as "right after the handshake" within about a round trip of it: a full accept queue with
+ * tcp_abort_on_overflow answers the handshake's last ACK with RST one round trip later, before the peer's process ever
+ * saw the connection. 5 ms covers this process's event loop noticing both on loopback; 4 RTTs a real path. Any later
+ * reset of a connection nothing was sent on is worded as such (see reset()), never as "while traffic was flowing".
  */
-const HANDSHAKE_RESET_FLOOR = 100;
-const HANDSHAKE_RESET_RTTS = 8;
+const HANDSHAKE_RESET_FLOOR = 5;
+const HANDSHAKE_RESET_RTTS = 4;
 
 /** Nothing read, and reset within a few round trips of opening. */
 function resetOnHandshake(ctx: DiagnosisContext): boolean {
@@ -367,10 +371,13 @@ function reset(ctx: DiagnosisContext): Diagnosis {
       'The peer went away while this side was still writing; resock requeues what was not sent. Check why the peer closed.',
     );
   }
-  const acked = tcp === undefined ? '' : `; its kernel acknowledged our data until ${formatDuration(tcp.lastAckRecv)} before`;
+  const when =
+    ctx.bytesRead === 0 && ctx.sinceLastWrite === undefined
+      ? `${formatDuration(ctx.connectionAge ?? 0)} after the connection opened, before any data was exchanged`
+      : `while traffic was flowing, ${formatDuration(ctx.idleFor ?? 0)} after the last inbound byte`;
   return make(
     'peer-crashed',
-    `reset by the peer (${ctx.code}) while traffic was flowing, ${formatDuration(ctx.idleFor ?? 0)} after the last inbound byte${acked}${kernelSays(tcp)}.`,
+    `reset by the peer (${ctx.code}) ${when}${kernelSays(tcp)}.`,
     'The peer process crashed, was killed (OOM?) or closed the socket with unread data; check its logs and restarts.',
   );
 }

@@ -134,7 +134,11 @@ describe('NAT forgot the idle flow', () => {
   it('reset on the first write after the quiet, at once → intermediary; with the old wording without TCP_INFO', () => {
     const rst = tcp({ lastDataSent: 1, lastAckRecv: 6_901 });
     expect(diagnose({ ...nat, tcp: rst }).cause).toBe('intermediary-idle-timeout');
+    // A user-space proxy that forgot the flow ACKs in its own kernel before it resets: still the intermediary.
+    expect(diagnose({ ...nat, tcp: tcp({ lastDataSent: 1, lastAckRecv: 1 }) }).cause).toBe('intermediary-idle-timeout');
     expect(diagnose({ ...nat }).summary).toBe('reset on the first write after 6.9 s of silence.');
+    // With a reply read since the write, the peer was there: not the intermediary.
+    expect(diagnose({ ...nat, readSinceLastWrite: true, tcp: rst }).cause).toBe('peer-crashed');
   });
 });
 
@@ -237,9 +241,12 @@ describe('listener not accepting: full backlog', () => {
     expect(d.summary).not.toContain('traffic was flowing');
   });
 
-  it('not once something was read, or long after the handshake', () => {
+  it('not once something was read, or long after the handshake; and then never "while traffic was flowing" either', () => {
     expect(diagnose({ ...handshakeReset, bytesRead: 10 }).cause).toBe('peer-crashed');
-    expect(diagnose({ ...handshakeReset, connectionAge: 5_000 }).cause).toBe('peer-crashed');
+    const later = diagnose({ ...handshakeReset, connectionAge: 5_000, tcp: tcp({ rtt: 0.2 }) });
+    expect(later.cause).toBe('peer-crashed');
+    expect(later.summary).toContain('before any data was exchanged');
+    expect(later.summary).not.toContain('traffic was flowing');
   });
 
   it('a SYN timeout right after such a drop → peer-unresponsive (listener), not path-dead', () => {
