@@ -103,7 +103,8 @@ export function lastSendUnanswered(tcp: TcpInfo): boolean {
 
 /**
  * Whether our data went unanswered for many round trips: unacknowledged, and either the retransmission timer fired
- * or it was sent longer ago than the RTO (itself ≥ 200 ms on Linux, far more than a few RTTs on a LAN).
+ * (≥ 200 ms on Linux, far more than a few RTTs on a LAN) or it was sent longer ago than the RTO. Linux counts a
+ * retransmission as a send in tcpi_last_data_sent, so the time without an ACK is what measures the silence.
  */
 export function unansweredForLong(tcp: TcpInfo): boolean {
   return lastSendUnanswered(tcp) && (tcp.retransmits > 0 || tcp.lastDataSent > Math.max(tcp.rto, 4 * tcp.rtt));
@@ -356,7 +357,7 @@ function reset(ctx: DiagnosisContext): Diagnosis {
     // connection's state answers nothing while it is down, and a reset to the first retransmission once it is back.
     return make(
       'peer-host-restarted',
-      `reset (${ctx.code}) after our data went unanswered for ${formatDuration(tcp.lastDataSent)}, about ${Math.max(1, Math.round(tcp.lastDataSent / Math.max(tcp.rtt, 0.001)))} round trips (kernel: ${tcpWords(tcp)}): the peer host lost its TCP state.`,
+      `reset (${ctx.code}) after our data went unanswered: no ACK for ${formatDuration(tcp.lastAckRecv)}${tcp.retransmits > 0 ? ` through ${tcp.retransmits} retransmission${tcp.retransmits === 1 ? '' : 's'}` : ''}, RTT ${formatRtt(tcp.rtt)}: the peer host lost its TCP state.`,
       'The peer host rebooted, failed over or lost its connection table (a stateful firewall or NAT restarted in front of it); resock reconnects, check the host and its uptime.',
     );
   }
