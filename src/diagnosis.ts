@@ -19,6 +19,8 @@ export interface DiagnosisContext {
   everConnected: boolean;
   /** Kind of the failure just before this one, when the socket has not been stable since. */
   previousKind?: FailureKind;
+  /** What the failure just before this one was diagnosed as, when the socket has not been stable since. */
+  previousCause?: DiagnosisCause;
   /** Connections in a row, this one included, that were lost within ACCEPT_WINDOW of opening. */
   earlyDrops: number;
   heartbeatTimeout?: number;
@@ -245,12 +247,16 @@ export function diagnose(ctx: DiagnosisContext): Diagnosis {
           'The peer is overloaded or hung; check it, or raise connectTimeout if its handshake is slow.',
         );
       }
-      if (ctx.earlyDrops >= 1) {
-        // The path carried a handshake moments ago, and the peer dropped that connection at once: its listener is
-        // not accepting (a full accept queue drops SYNs), not a dead path.
+      if (ctx.earlyDrops >= 1 || ctx.previousCause === 'peer-unresponsive' || ctx.previousCause === 'peer-rejected') {
+        // The path carried a handshake moments ago, to a peer whose kernel answered while its process did not (or
+        // that dropped the connection at once): its listener is not accepting, and a full accept queue drops SYNs.
+        const before =
+          ctx.earlyDrops >= 1 || ctx.previousCause === 'peer-rejected'
+            ? 'the peer dropped a connection it had just accepted'
+            : "the peer's kernel answered while its process did not";
         return make(
           'peer-unresponsive',
-          `no answer to the connection attempt within ${formatDuration(ctx.connectTimeout)}, right after the peer dropped a connection it had just accepted: its listener is not accepting.`,
+          `no answer to the connection attempt within ${formatDuration(ctx.connectTimeout)}, right after ${before}: its listener is not accepting (full backlog).`,
           'The peer process stopped calling accept() (hung, overloaded) and its listen backlog is full; check it, and its backlog (somaxconn).',
         );
       }

@@ -2,7 +2,7 @@
 import { classify } from './classify.js';
 import type { LossEvidence } from './connection.js';
 import { ACCEPT_WINDOW, diagnose, formatDuration, IDLE_CLOSES_KEPT, learnIdleLimit, quietAtEnd } from './diagnosis.js';
-import type { Endpoint, Failure, FailureKind, FailurePhase, ResolvedOptions } from './types.js';
+import type { DiagnosisCause, Endpoint, Failure, FailureKind, FailurePhase, ResolvedOptions } from './types.js';
 
 /** What the socket knows about its own history when a failure happens. */
 export interface FailureHistory {
@@ -10,6 +10,8 @@ export interface FailureHistory {
   queuedBytes: number;
   everConnected: boolean;
   previousKind: FailureKind | undefined;
+  /** The cause the failure before this one was given, in the same run. */
+  previousCause?: DiagnosisCause | undefined;
   earlyDrops: number;
   /** Quiet time at each earlier FIN from the peer, oldest first, kept across reconnects (see withPeerClose). */
   peerIdleCloses?: readonly number[];
@@ -38,6 +40,7 @@ export function buildFailure(
     connectionAge: evidence?.connectionAge,
     everConnected: history.everConnected,
     previousKind: history.previousKind,
+    previousCause: history.previousCause,
     earlyDrops: history.earlyDrops,
     heartbeatTimeout: hb ? hb.timeout : undefined,
     message,

@@ -18,6 +18,7 @@ import { isTerminal, transition } from './state.js';
 import { describeEndpoint, dial } from './transport.js';
 import type {
   CloseReason,
+  DiagnosisCause,
   Endpoint,
   Failure,
   FailureKind,
@@ -56,6 +57,8 @@ interface Run {
   /** When the run's first failure happened; -1 before it. */
   firstFailureAt: number;
   previousKind: FailureKind | undefined;
+  /** What the failure before diagnosed: a SYN timeout right after a hung or refusing listener is not a dead path. */
+  previousCause: DiagnosisCause | undefined;
   earlyDrops: number;
   backoff: Backoff | undefined;
   /** Fires once the newest connection has been open for stableAfter; set only until then. */
@@ -167,6 +170,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       retriesUsed: 0,
       firstFailureAt: -1,
       previousKind: undefined,
+      previousCause: undefined,
       earlyDrops: 0,
       backoff: undefined,
       stable: undefined,
@@ -586,6 +590,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       queuedBytes: this.#queue?.bytes ?? 0,
       everConnected: this.#connects > 0,
       previousKind: this.#run?.previousKind,
+      previousCause: this.#run?.previousCause,
       earlyDrops: this.#run?.earlyDrops ?? 0,
       peerIdleCloses: this.#past?.peerIdleCloses,
     };
@@ -598,6 +603,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     past.lastFailure = failure;
     const run = this.#runState();
     run.previousKind = failure.kind;
+    run.previousCause = failure.diagnosis.cause;
     if (run.firstFailureAt < 0) run.firstFailureAt = now();
     // Rotate: the next attempt goes to the next endpoint.
     past.endpointIndex++;

@@ -253,6 +253,11 @@ describe('listener not accepting: full backlog', () => {
     const syn = { ...open, kind: 'connect-timeout' as const, code: 'ERR_RESOCK_CONNECT_TIMEOUT', phase: 'connect' as const };
     expect(diagnose({ ...syn, earlyDrops: 1 }).cause).toBe('peer-unresponsive');
     expect(diagnose({ ...syn, earlyDrops: 0 }).cause).toBe('path-dead');
+    // After a hung peer (its kernel ACKed, its process did not answer) the backlog fills and SYNs are dropped.
+    const hung = diagnose({ ...syn, previousCause: 'peer-unresponsive' });
+    expect(hung.cause).toBe('peer-unresponsive');
+    expect(hung.summary).toContain('listener is not accepting');
+    expect(diagnose({ ...syn, previousCause: 'path-dead' }).cause).toBe('path-dead');
   });
 });
 

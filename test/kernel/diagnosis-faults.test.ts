@@ -4,6 +4,7 @@
 // resetting its next segment). Each asserts the cause, the evidence in the summary, a detection time within a bound
 // derived from the configuration, and recovery. Recipes and measured kernel numbers: test/kernel/README.md.
 import { execFileSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { detectionBounds } from '../../src/detect.js';
 import { resolveOptions } from '../../src/options.js';
@@ -32,11 +33,13 @@ function hasCommand(command: string, args: string[]): { ok: true } | { ok: false
     execFileSync(command, args, { stdio: 'pipe', timeout: 10_000 });
     return { ok: true };
   } catch (err) {
-    return { ok: false, reason: `\`${command}\` is not usable (apt-get install -y redis-server): ${(err as Error).message}` };
+    return { ok: false, reason: `\`${command}\` is not usable (apt-get install -y ${command === 'haproxy' ? 'haproxy' : 'redis-server'}): ${(err as Error).message}` };
   }
 }
 const redis = hasCommand('redis-server', ['--version']);
 if (ready && !redis.ok) console.log(`redis idle-timeout scenario skipped: ${redis.reason}`);
+const haproxy = hasCommand('haproxy', ['-v']);
+if (ready && !haproxy.ok) console.log(`haproxy idle-timeout scenario skipped: ${haproxy.reason}`);
 
 /** Child start-up (node + tsx) is ~0.3 s; this leaves room for a loaded CI machine. */
 const STARTUP_MS = 10_000;
@@ -369,6 +372,107 @@ describe.skipIf(!ready)('diagnosis from kernel evidence, client ⇄ router ⇄ s
         );
       },
     );
+
+    test.skipIf(!haproxy.ok)(
+      'haproxy (TCP mode, timeout client 2s) in front of the server → peer-idle-timeout; a heartbeat below the limit keeps it open',
+      async ({ signal }) => {
+        const limit = 2_000; // haproxy's `timeout client`, ms: it closes the idle client side with a FIN
+        // haproxy's timers are ms-exact; its task scheduling and our stdout pipe add a little.
+        const closeBound = limit + 500;
+        const frontPort = 7000;
+        const idle: ClientOptions = { connectTimeout: CONNECT_TIMEOUT, reconnect: FAST_RECONNECT };
+        const beating: ClientOptions = { heartbeat: { ping: PING, interval: limit / 2, timeout: limit }, ...idle };
+        const config = `/tmp/resock-haproxy-${process.pid}-${frontPort}-${Date.now()}.cfg`;
+        await withFaultLab(
+          async (lab) => {
+            const server = spawnServer(lab);
+            const backendPort = await listeningPort(server);
+            writeFileSync(
+              config,
+              [
+                'global',
+                '  maxconn 64',
+                'defaults',
+                '  mode tcp',
+                '  timeout connect 1s',
+                `  timeout client ${limit}ms`,
+                '  timeout server 60s',
+                'frontend fe',
+                `  bind 0.0.0.0:${frontPort}`,
+                '  default_backend be',
+                'backend be',
+                `  server s1 127.0.0.1:${backendPort}`,
+                '',
+              ].join('\n'),
+            );
+            // -D daemonizes; the lab's teardown kills every process left in the namespace.
+            await lab.server.exec('haproxy', ['-D', '-f', config]);
+            const client = spawnClient(lab, frontPort, idle);
+            const kept = spawnClient(lab, frontPort, beating);
+            let connectedAt = (await client.waitFor(isConnect, STARTUP_MS)).t;
+            await kept.waitFor(isConnect, STARTUP_MS);
+            const causes: string[] = [];
+            let last: FailureEvent | undefined;
+            for (let i = 0; i < 3; i++) {
+              last = await client.waitFor(isFailure, closeBound + SLACK_MS + STARTUP_MS);
+              const ms = last.t - connectedAt;
+              record(`haproxy timeout client ${limit} ms, close ${i + 1}`, last, ms, closeBound);
+              expect(last).toMatchObject({ kind: 'peer-closed', phase: 'open' });
+              expect(ms).toBeGreaterThanOrEqual(limit - 100);
+              expect(ms).toBeLessThanOrEqual(closeBound + SLACK_MS);
+              causes.push(last.cause);
+              connectedAt = (await client.waitFor(isReconnect, FAST_RECONNECT.maxDelay + SLACK_MS + STARTUP_MS)).t;
+            }
+            expect(causes).toEqual(['peer-closed-gracefully', 'peer-idle-timeout', 'peer-idle-timeout']);
+            expect(last!.summary).toMatch(/3 times after 2\.\d s idle/);
+            const warning = client.events.filter((e) => e.event === 'warning' && e.code === 'PEER_IDLE_LIMIT');
+            expect(warning).toHaveLength(1);
+            expect(String(warning[0]!.message)).toContain('without a heartbeat');
+            // The advice works: the client pinging at half the limit was never closed, through three of the limits.
+            expect(kept.events.some(isFailure)).toBe(false);
+            expect(kept.events.filter((e) => e.event === 'heartbeat').length).toBeGreaterThanOrEqual(3);
+          },
+          { signal },
+        ).finally(() => rmSync(config, { force: true }));
+      },
+    );
+
+    test('full listen backlog behind a hung server: heartbeat timeouts with the ping ACKed, then a SYN timeout → peer-unresponsive', async ({
+      signal,
+    }) => {
+      const options: ClientOptions = { detectWithin: 2_000, heartbeat: { ping: PING }, connectTimeout: CONNECT_TIMEOUT, reconnect: FAST_RECONNECT };
+      const { bounds } = boundsFor(options);
+      // Linux queues backlog + 1 connections before it drops SYNs (sk_acceptq_is_full is `>`).
+      const backlog = 1;
+      const queued = backlog + 1;
+      await withFaultLab(
+        async (lab) => {
+          const server = lab.server.spawnNode('resock-server.ts', [JSON.stringify({ host: '0.0.0.0', port: 0, ping: PING, pong: PONG, backlog })]);
+          spawnedPids.push(server.pid);
+          const port = await listeningPort(server);
+          const client = spawnClient(lab, port, options);
+          await client.waitFor(isConnect, STARTUP_MS);
+          await client.waitFor('heartbeat', STARTUP_MS);
+          await server.signal('SIGSTOP');
+          // The accepted connection, then each one the kernel completes into the queue the stopped process never empties.
+          for (let i = 0; i <= queued; i++) {
+            const hung = await client.waitFor(isFailure, bounds.hungPeer + SLACK_MS + STARTUP_MS);
+            record(`hung server, backlog ${backlog}, connection ${i + 1}`, hung, hung.connectionAge ?? -1, bounds.hungPeer);
+            expect(hung).toMatchObject({ kind: 'heartbeat-timeout', cause: 'peer-unresponsive' });
+            // A queued connection is hung from its first moment: found within the heartbeat's bound of opening.
+            if (i > 0) expect(hung.connectionAge).toBeLessThanOrEqual(bounds.hungPeer + SLACK_MS);
+          }
+          // The queue is full now: the SYN goes unanswered.
+          const syn = await client.waitFor(isFailure, CONNECT_TIMEOUT + FAST_RECONNECT.maxDelay + SLACK_MS + STARTUP_MS);
+          record(`hung server, backlog ${backlog}, full`, syn, 0, CONNECT_TIMEOUT);
+          expect(syn).toMatchObject({ kind: 'connect-timeout', phase: 'connect', cause: 'peer-unresponsive' });
+          expect(syn.summary).toContain("kernel answered while its process did not: its listener is not accepting");
+          await server.signal('SIGCONT');
+          await client.waitFor((e) => e.event === 'heartbeat' && e.t > syn.t, CONNECT_TIMEOUT + SLACK_MS + STARTUP_MS);
+        },
+        { signal },
+      );
+    });
   });
 });
 
