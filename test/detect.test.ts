@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { deriveLiveness, detectionBounds, matchingUserTimeout } from '../src/detect.js';
+import { resolveOptions } from '../src/options.js';
 import type { ResolvedKeepAlive } from '../src/types.js';
 
 /**
@@ -123,6 +124,11 @@ describe('deriveLiveness', () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('keepAlive: {} keeps the short derived user timeout below 2500; given timings get their matching one', () => {
+    expect(resolveOptions({ port: 1, detectWithin: 1500, keepAlive: {} }).keepAlive).toEqual(deriveLiveness(1500).keepAlive);
+    expect(resolveOptions({ port: 1, detectWithin: 1500, keepAlive: { count: 2 } }).keepAlive).toMatchObject({ userTimeout: 3000 });
   });
 
   it('stays within the kernel limits and the bound for very large D', () => {
