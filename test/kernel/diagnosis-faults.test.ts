@@ -319,6 +319,34 @@ describe.skipIf(!ready)('diagnosis from kernel evidence, client ⇄ router ⇄ s
       });
     }
 
+    test('NAT router forgets the idle flow under a slow heartbeat: the ping is dropped → heartbeat-timeout, intermediary-idle-timeout', async ({
+      signal,
+    }) => {
+      const conntrackTimeout = 2; // s
+      const idleThreshold = 1_000;
+      // A heartbeat slower than the NAT's idle timer: its ping is the first segment after the entry expired.
+      const heartbeat = { ping: PING, interval: (conntrackTimeout + 1.5) * 1000, timeout: 1_000 };
+      const options: ClientOptions = { heartbeat, keepAlive: false, diagnose: { idleThreshold }, connectTimeout: CONNECT_TIMEOUT, reconnect: FAST_RECONNECT };
+      const { bounds } = boundsFor(options);
+      await withFaultLab(
+        async (lab) => {
+          await natRouter(lab, conntrackTimeout, 'drop');
+          const { client, connected } = await connectedPair(lab, options);
+          const openedAt = connected.t;
+          const failure = await client.waitFor(isFailure, bounds.idleBlackHole + SLACK_MS + STARTUP_MS);
+          const ms = failure.t - openedAt;
+          record('NAT forgot idle flow (drop), heartbeat 3.5 s', failure, ms, bounds.idleBlackHole);
+          expect(failure).toMatchObject({ kind: 'heartbeat-timeout', cause: 'intermediary-idle-timeout' });
+          const said = /after ([\d.]+) s of silence/.exec(failure.summary);
+          expect(said).not.toBeNull();
+          expect(Number(said![1]) * 1000).toBeGreaterThanOrEqual(heartbeat.interval - 100);
+          expect(ms).toBeLessThanOrEqual(bounds.idleBlackHole + SLACK_MS);
+          await client.waitFor(isReconnect, CONNECT_TIMEOUT + FAST_RECONNECT.maxDelay + STARTUP_MS);
+        },
+        { signal },
+      );
+    });
+
     test.skipIf(!redis.ok)(
       'redis-server --timeout 2 closes idle connections → peer-idle-timeout, learned limit, PEER_IDLE_LIMIT warning',
       async ({ signal }) => {
