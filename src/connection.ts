@@ -7,8 +7,9 @@ import { ResockError, codeError } from './errors.js';
 import { Heartbeat, type HeartbeatHost } from './heartbeat.js';
 import { TimerQueue } from './timer-queue.js';
 import { WriteLedger } from './ledger.js';
+import { readTcpInfo } from './keepalive.js';
 import { newEntry, type WriteCallback, type WriteEntry } from './queue.js';
-import type { FrameDecoder, FramingCodec, ResolvedHeartbeat, WriteAccount } from './types.js';
+import type { FrameDecoder, FramingCodec, ResolvedHeartbeat, TcpInfo, WriteAccount } from './types.js';
 
 /**
  * What a connection reports to whoever owns it. One host object serves every connection of its kind and gets the owner
@@ -34,6 +35,8 @@ export interface LossEvidence {
   bytesRead: number;
   bytesWritten: number;
   writes: WriteAccount;
+  /** TCP_INFO read as the socket was destroyed, while its descriptor still existed. */
+  tcp: TcpInfo | undefined;
 }
 
 interface StreamInternals {
@@ -122,6 +125,8 @@ export abstract class Connection<O> implements HeartbeatHost {
   #takenBack = -1;
   /** Writes whose callback Node failed before the end was known. */
   #failedWrites: { entry: WriteEntry; err: Error }[] | undefined;
+  /** The kernel's TCP_INFO, read as the socket was destroyed: the diagnosis's evidence of what the peer answered. */
+  #tcpAtDestroy: TcpInfo | undefined;
 
   readonly #framed: Framed | undefined;
   readonly #heartbeat: Heartbeat | undefined;
@@ -279,6 +284,7 @@ export abstract class Connection<O> implements HeartbeatHost {
       bytesRead: this.socket.bytesRead,
       bytesWritten: this.#wireBytes - (this.#takenBack >= 0 ? this.#takenBack : this.socket.writableLength),
       writes,
+      tcp: this.#tcpAtDestroy,
     };
   }
 
@@ -370,7 +376,11 @@ export abstract class Connection<O> implements HeartbeatHost {
   beforeDestroy(err: Error | undefined): void {
     // A failed write syscall reaches destroy() after Node has dropped its count: whatever the ledger holds never left.
     if ((err as { syscall?: string } | undefined)?.syscall === 'write') this.#flags |= WRITE_FAILED;
-    if (this.#unsentAtDestroy < 0) this.#unsentAtDestroy = unsentBytes(this.socket);
+    if (this.#unsentAtDestroy < 0) {
+      this.#unsentAtDestroy = unsentBytes(this.socket);
+      // The last moment the descriptor exists: after destroy() libuv closes it and the kernel's state is gone.
+      this.#tcpAtDestroy = readTcpInfo(this.socket);
+    }
   }
 
   #data(chunk: Buffer): void {

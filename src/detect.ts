@@ -3,8 +3,14 @@
 import { describeValue, invalidOption } from './errors.js';
 import type { ResolvedKeepAlive } from './types.js';
 
-/** Below 3 s the 0.8·D budget holds less than 2 whole seconds: not even 1 s idle plus one 1 s keepalive probe. */
-export const MIN_DETECT_WITHIN = 3000;
+/**
+ * 1 s: a heartbeat of 0.4 s + 0.4 s and a TCP_USER_TIMEOUT of 0.8 s + one 200 ms RTO still fit. Below 2.5 s the 0.8·D
+ * budget holds less than 2 whole seconds, so keepalive takes its smallest honest values (1 s idle, one 1 s probe) and
+ * the heartbeat and TCP_USER_TIMEOUT carry the bound (see deriveLiveness).
+ */
+export const MIN_DETECT_WITHIN = 1000;
+/** From this D on the budget holds 1 s idle + one 1 s probe, and keepalive alone meets the idle black-hole bound. */
+export const KEEPALIVE_ALONE_FROM = 2500;
 /** Node's setTimeout limit; the derived heartbeat timers stay far below it. */
 export const MAX_DETECT_WITHIN = 2_147_483_647;
 
@@ -43,7 +49,7 @@ export interface DetectionBounds {
 export function detectWithinMessage(value: unknown): string {
   return (
     `detectWithin must be an integer in ${MIN_DETECT_WITHIN}..${MAX_DETECT_WITHIN} ms ` +
-    '(keepalive works in whole seconds and needs at least 1 s idle + 1 s probe within 80% of it), ' +
+    '(heartbeat and TCP_USER_TIMEOUT work in ms; keepalive in whole seconds, so below 2500 it needs a heartbeat for an idle black hole), ' +
     `got ${describeValue(value)}`
   );
 }
@@ -61,7 +67,7 @@ export function matchingUserTimeout(idle: number, interval: number, count: numbe
 }
 
 /**
- * Heartbeat and keepalive settings that detect FAULTS.md rows 9–11 within `detectWithin` (D, ms, >= 3000).
+ * Heartbeat and keepalive settings that detect FAULTS.md rows 9–11 within `detectWithin` (D, ms, >= 1000).
  *
  * Four fifths of D are spent, one fifth is slack:
  * - heartbeat: interval = timeout = floor(0.4·D), so a hung peer is declared after H + T = 0.8·D. The slack, 0.2·D,
@@ -72,9 +78,15 @@ export function matchingUserTimeout(idle: number, interval: number, count: numbe
  *   connection sends as few probes as the bound allows. userTimeout = that same sum, so an idle black hole ends at
  *   s either way and an unacked one at s + 1 RTO, leaving 0.2·D >= 600 ms for the RTO.
  * - idle and interval are capped at the kernel's 32767 s, which only shortens detection.
+ * - below D = 2500 the budget holds less than 2 s: keepalive takes its smallest honest values (idle 1 s, one 1 s
+ *   probe), which alone find an idle black hole after 2 s, not within D; userTimeout = floor(0.8·D) ms still bounds
+ *   an unacked black hole by D (0.8·D + one 200 ms RTO), and the heartbeat (0.8·D) bounds the rest, so a socket
+ *   that needs every fault within D < 2500 needs a heartbeat.
  *
  * | D (ms) | heartbeat H / T | idle  | interval × count | userTimeout | idle BH | unacked BH | hung peer |
  * |-------:|----------------:|------:|-----------------:|------------:|--------:|-----------:|----------:|
+ * |   1000 |       400 / 400 |  1000 |         1000 × 1 |         800 |    2000 |       1000 |       800 |
+ * |   2000 |       800 / 800 |  1000 |         1000 × 1 |        1600 |    2000 |       1800 |      1600 |
  * |   3000 |     1200 / 1200 |  1000 |         1000 × 1 |        2000 |    2000 |       2200 |      2400 |
  * |  10000 |     4000 / 4000 |  5000 |         1000 × 3 |        8000 |    8000 |       8200 |      8000 |
  * |  30000 |   12000 / 12000 | 12000 |         4000 × 3 |       24000 |   24000 |      24200 |     24000 |
@@ -83,13 +95,19 @@ export function matchingUserTimeout(idle: number, interval: number, count: numbe
  * The last three columns are {@link detectionBounds} with keepalive alone (black holes, RTO 200 ms) and with the
  * heartbeat alone (hung peer; it would also end either black hole at H + T).
  *
- * @throws RangeError (ERR_RESOCK_INVALID_OPTION) unless detectWithin is an integer in 3000..2147483647.
+ * @throws RangeError (ERR_RESOCK_INVALID_OPTION) unless detectWithin is an integer in 1000..2147483647.
  */
 export function deriveLiveness(detectWithin: number): Liveness {
   if (!Number.isInteger(detectWithin) || detectWithin < MIN_DETECT_WITHIN || detectWithin > MAX_DETECT_WITHIN) {
     throw invalidOption('range', 'detectWithin', detectWithinMessage(detectWithin));
   }
   const share = Math.floor((detectWithin * 2) / 5);
+  if (detectWithin < KEEPALIVE_ALONE_FROM) {
+    return {
+      heartbeat: { interval: share, timeout: share },
+      keepAlive: { idle: 1000, interval: 1000, count: 1, userTimeout: Math.floor((detectWithin * BUDGET_NUMERATOR) / BUDGET_DENOMINATOR) },
+    };
+  }
   const budget = Math.floor((detectWithin * BUDGET_NUMERATOR) / (BUDGET_DENOMINATOR * 1000));
   const half = Math.max(1, Math.floor(budget / 2));
   const probing = budget - half;

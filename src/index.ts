@@ -27,5 +27,6 @@ export type {
   ResolvedOptions,
   SocketState,
   SocketStats,
+  TcpInfo,
   WriteAccount,
 } from './types.js';

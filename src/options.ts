@@ -623,7 +623,10 @@ function resolveKeepAlive(value: unknown, derived: ResolvedKeepAlive): ResolvedK
   );
   // Derived from the final idle/interval/count rather than taken from detectWithin: once TCP_USER_TIMEOUT is set Linux
   // ignores TCP_KEEPCNT and aborts an idle connection after userTimeout instead, so a mismatch would override them.
-  const userTimeout = optional(own(o, 'userTimeout'), matchingUserTimeout(idle, interval, count), (v) =>
+  // With none of the three given the derived one stands: below detectWithin 2500 it is shorter than their sum.
+  const ownTiming = own(o, 'idle') !== undefined || own(o, 'interval') !== undefined || own(o, 'count') !== undefined;
+  const fallbackUserTimeout = ownTiming ? matchingUserTimeout(idle, interval, count) : derived.userTimeout;
+  const userTimeout = optional(own(o, 'userTimeout'), fallbackUserTimeout, (v) =>
     checkNumber(v, 'keepAlive.userTimeout', { min: 0, max: TIMER_MAX, why: '0 keeps the kernel default' }),
   );
   return Object.freeze({ idle, interval, count, userTimeout });

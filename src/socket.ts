@@ -11,9 +11,10 @@ import { type Connection, connectionClass } from './connection.js';
 import { now } from './clock.js';
 import { type ChannelName, channels } from './diagnostics.js';
 import { ResockError, codeError } from './errors.js';
-import { buildFailure } from './failure.js';
+import { buildFailure, droppedRightAfterAccept, peerIdleWarning, withPeerClose } from './failure.js';
 import { handshake, sleep } from './handshake.js';
-import { applyKeepAlive } from './keepalive.js';
+import { learnIdleLimit } from './diagnosis.js';
+import { applyKeepAlive, readTcpInfo } from './keepalive.js';
 import { resolveOptions } from './options.js';
 import { OfflineQueue, newEntry, rejectEntry, type WriteCallback, type WriteEntry } from './queue.js';
 import { decideReconnect, type ReconnectDecision } from './reconnect.js';
@@ -23,6 +24,7 @@ import { describeEndpoint, dial } from './transport.js';
 import type {
   CloseReason,
   ResolvedOfflineQueue,
+  DiagnosisCause,
   Endpoint,
   Failure,
   FailureKind,
@@ -66,6 +68,8 @@ interface Run {
   /** When the run's first failure happened; -1 before it. */
   firstFailureAt: number;
   previousKind: FailureKind | undefined;
+  /** What the failure before diagnosed: a SYN timeout right after a hung or refusing listener is not a dead path. */
+  previousCause: DiagnosisCause | undefined;
   earlyDrops: number;
   backoff: Backoff | undefined;
   /** Fires once the newest connection has been open for stableAfter; set only until then. */
@@ -99,6 +103,10 @@ interface Past {
   bytesWritten: number;
   /** Counts failures: each sends the next attempt to the next endpoint. */
   endpointIndex: number;
+  /** Quiet time at each FIN from the peer (failure.ts withPeerClose): the peer's idle limit is learned from it. */
+  peerIdleCloses: readonly number[] | undefined;
+  /** PEER_IDLE_LIMIT was emitted. */
+  peerIdleWarned: boolean;
 }
 
 interface ReadyWaiter {
@@ -189,6 +197,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       retriesUsed: 0,
       firstFailureAt: -1,
       previousKind: undefined,
+      previousCause: undefined,
       earlyDrops: 0,
       backoff: undefined,
       stable: undefined,
@@ -196,7 +205,16 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   }
 
   #pastState(): Past {
-    return (this.#past ??= { failures: {}, lastFailure: undefined, lostAt: -1, bytesRead: 0, bytesWritten: 0, endpointIndex: 0 });
+    return (this.#past ??= {
+      failures: {},
+      lastFailure: undefined,
+      lostAt: -1,
+      bytesRead: 0,
+      bytesWritten: 0,
+      endpointIndex: 0,
+      peerIdleCloses: undefined,
+      peerIdleWarned: false,
+    });
   }
 
   /** The endpoint of the next attempt, and of the current connection while one is open. */
@@ -576,6 +594,8 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       lastFailure: past?.lastFailure,
       rtt: this.#rtt < 0 ? undefined : this.#rtt,
       keepAlive: this.#keepAliveReport(),
+      tcp: conn === undefined ? undefined : readTcpInfo(conn.socket),
+      peerIdleLimit: learnIdleLimit(past?.peerIdleCloses)?.limit,
     };
   }
 
@@ -883,10 +903,12 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     }
 
     const early = this.#run?.stable !== undefined || this.options.reconnect === false;
-    if (early && evidence.connectionAge < (this.options.reconnect ? this.options.reconnect.stableAfter : 5000)) this.#runState().earlyDrops++;
+    // Only drops right after accepting, in a row, say the peer rejects us: one closing idle connections does not.
+    if (early) this.#runState().earlyDrops = droppedRightAfterAccept(evidence) ? this.#runState().earlyDrops + 1 : 0;
     // Lost before it proved stable, the run goes on, with its attempt count and backoff.
     this.#stopWatchingStability();
     const failure = this.#failure(err ?? codeError('ERR_RESOCK_PEER_CLOSED', 'the peer closed the connection (FIN)'), 'open', endpoint, conn);
+    past.peerIdleCloses = withPeerClose(past.peerIdleCloses, failure.kind, evidence);
 
     // Decide, commit, then emit: the listeners below see the state that follows, and nothing they do (throw, close)
     // can leave the socket between two states.
@@ -899,7 +921,15 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       this.#commitClose(decision.reason, failure);
     }
     this.#emitFailure(failure, true);
-    if (!decision.retry) this.#finishClose();
+    if (!decision.retry) {
+      this.#finishClose();
+      return;
+    }
+    const idleWarning = past.peerIdleWarned ? undefined : peerIdleWarning(this.options, past.peerIdleCloses);
+    if (idleWarning !== undefined) {
+      past.peerIdleWarned = true;
+      this.#emit('warning', idleWarning);
+    }
   }
 
   /** Limits of the offline queue; with the queue off, of the buffer that holds writes made during the first dial. */
@@ -913,7 +943,9 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       queuedBytes: this.#queue?.bytes ?? 0,
       everConnected: this.#connects > 0,
       previousKind: this.#run?.previousKind,
+      previousCause: this.#run?.previousCause,
       earlyDrops: this.#run?.earlyDrops ?? 0,
+      peerIdleCloses: this.#past?.peerIdleCloses,
     };
     return buildFailure(err, phase, endpoint, conn?.evidence(), history, this.options);
   }
@@ -925,6 +957,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     past.lastFailure = failure;
     const run = this.#runState();
     run.previousKind = failure.kind;
+    run.previousCause = failure.diagnosis.cause;
     if (run.firstFailureAt < 0) run.firstFailureAt = now();
     past.endpointIndex++;
   }

@@ -175,6 +175,8 @@ export type DiagnosisCause =
   | 'peer-restarting'
   | 'peer-down'
   | 'peer-closed-gracefully'
+  | 'peer-idle-timeout'
+  | 'peer-host-restarted'
   | 'peer-rejected'
   | 'peer-unresponsive'
   | 'path-dead'
@@ -190,6 +192,40 @@ export interface Diagnosis {
   cause: DiagnosisCause;
   summary: string;
   advice: string;
+}
+
+/**
+ * The kernel's view of a TCP connection (Linux struct tcp_info), read while its descriptor still exists. Times are ms;
+ * `last*` fields are ms before the reading. Absent where the platform or the optional koffi package does not give it.
+ */
+export interface TcpInfo {
+  /** TCP state at the reading: 'established', 'close-wait', 'close' (after a reset or timeout)… */
+  state: string;
+  /** Consecutive retransmission timeouts of the oldest unacknowledged segment (tcpi_retransmits). */
+  retransmits: number;
+  /** Unanswered zero-window or keepalive probes (tcpi_probes). */
+  probes: number;
+  /** Exponential backoff of the retransmission timer (tcpi_backoff). */
+  backoff: number;
+  /** Retransmission timeout, ms. */
+  rto: number;
+  /** Segments sent and not yet acknowledged. Linux empties the queue on reset or timeout, so 0 afterwards. */
+  unacked: number;
+  lost: number;
+  /** Retransmitted segments not yet acknowledged. */
+  retrans: number;
+  /** ms since new data was last sent. */
+  lastDataSent: number;
+  /** ms since an ACK was last received: above `lastDataSent`, the last data sent was never acknowledged. */
+  lastAckRecv: number;
+  /** ms since data was last received. */
+  lastDataRecv: number;
+  /** Smoothed round-trip time, ms (fractional). */
+  rtt: number;
+  rttvar: number;
+  sndCwnd: number;
+  /** Retransmissions over the connection's life. */
+  totalRetrans: number;
 }
 
 /** What became of the bytes accepted for one connection when it was lost. The three add up to what was accepted. */
@@ -219,6 +255,8 @@ export interface Failure {
   queuedBytes: number;
   diagnosis: Diagnosis;
   writes?: WriteAccount;
+  /** The kernel's TCP_INFO at the moment the failure was judged, before the descriptor closed (Linux with koffi). */
+  tcp?: TcpInfo;
   error?: Error;
 }
 
@@ -245,6 +283,13 @@ export interface SocketStats {
   /** The last heartbeat's round trip, in whole ms; undefined before the first reply. */
   rtt: number | undefined;
   keepAlive: KeepAliveReport;
+  /** TCP_INFO of the open connection, read now; undefined between connections or where it cannot be read. */
+  tcp: TcpInfo | undefined;
+  /**
+   * The idle time after which the peer keeps closing connections (FIN), learned from at least two closes that agree;
+   * undefined until then. Heartbeats must come more often than this.
+   */
+  peerIdleLimit: number | undefined;
 }
 
 export interface ResilientSocketEvents {

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { deriveLiveness, detectionBounds, matchingUserTimeout } from '../src/detect.js';
+import { resolveOptions } from '../src/options.js';
 import type { ResolvedKeepAlive } from '../src/types.js';
 
 /**
@@ -99,6 +100,37 @@ describe('deriveLiveness', () => {
     );
   });
 
+  it.each([
+    [1000, { interval: 400, timeout: 400 }, { idle: 1000, interval: 1000, count: 1, userTimeout: 800 }],
+    [2000, { interval: 800, timeout: 800 }, { idle: 1000, interval: 1000, count: 1, userTimeout: 1600 }],
+    [2499, { interval: 999, timeout: 999 }, { idle: 1000, interval: 1000, count: 1, userTimeout: 1999 }],
+    [2500, { interval: 1000, timeout: 1000 }, { idle: 1000, interval: 1000, count: 1, userTimeout: 2000 }],
+  ])('below 3 s keepalive takes its smallest honest values; heartbeat and user timeout carry D = %i', (d, heartbeat, keepAlive) => {
+    expect(deriveLiveness(d)).toEqual({ heartbeat, keepAlive });
+  });
+
+  it('meets every bound within D for D in 1 s..3 s with heartbeat and keepalive, keepalive alone only the unacked one', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1000, max: 2999 }), (d) => {
+        const { heartbeat, keepAlive } = deriveLiveness(d);
+        const both = detectionBounds(heartbeat, keepAlive);
+        expect(Math.max(both.idleBlackHole, both.unackedBlackHole, both.hungPeer)).toBeLessThanOrEqual(d);
+        expect(heartbeat.interval + heartbeat.timeout).toBeLessThanOrEqual((d * 4) / 5);
+        const kernelOnly = detectionBounds(false, keepAlive);
+        expect(kernelOnly.unackedBlackHole).toBeLessThanOrEqual(d);
+        // 1 s idle + one 1 s probe is the least keepalive can do: honest, and documented as needing a heartbeat.
+        expect(kernelOnly.idleBlackHole).toBe(2000);
+        expect(keepAlive.idle % 1000 + (keepAlive.interval % 1000)).toBe(0);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('keepAlive: {} keeps the short derived user timeout below 2500; given timings get their matching one', () => {
+    expect(resolveOptions({ port: 1, detectWithin: 1500, keepAlive: {} }).keepAlive).toEqual(deriveLiveness(1500).keepAlive);
+    expect(resolveOptions({ port: 1, detectWithin: 1500, keepAlive: { count: 2 } }).keepAlive).toMatchObject({ userTimeout: 3000 });
+  });
+
   it('stays within the kernel limits and the bound for very large D', () => {
     for (const d of [3_600_000, 50_000_000, 90_000_000, 2_147_483_647]) {
       const { heartbeat, keepAlive } = deriveLiveness(d);
@@ -110,7 +142,7 @@ describe('deriveLiveness', () => {
     }
   });
 
-  it.each([2999, 0, -1, 3000.5, Number.NaN, Infinity, 2_147_483_648])('rejects D = %d', (d) => {
+  it.each([999, 0, -1, 3000.5, Number.NaN, Infinity, 2_147_483_648])('rejects D = %d', (d) => {
     let caught: unknown;
     try {
       deriveLiveness(d);
@@ -119,7 +151,7 @@ describe('deriveLiveness', () => {
     }
     expect(caught).toBeInstanceOf(RangeError);
     expect((caught as { code?: string }).code).toBe('ERR_RESOCK_INVALID_OPTION');
-    expect((caught as Error).message).toContain(`detectWithin must be an integer in 3000..2147483647`);
+    expect((caught as Error).message).toContain(`detectWithin must be an integer in 1000..2147483647`);
     expect((caught as Error).message).toContain(`got ${String(d)}`);
   });
 });

@@ -31,7 +31,7 @@ Target:
 Options:
   --tls                  connect with TLS (SNI from the host name)
   --insecure             with --tls: do not verify the certificate
-  --detect-within <ms>   find a dead or hung connection within this many ms (default 30000, at least 3000):
+  --detect-within <ms>   find a dead or hung connection within this many ms (default 30000, at least 1000):
                          derives keepalive, and the heartbeat interval/timeout when --heartbeat is given
   --heartbeat <ping>     send <ping> after a quiet interval; any byte back counts as the reply.
                          Escapes: \\r \\n \\t \\0 \\\\ \\xHH. E.g. redis: 'PING\\r\\n'
