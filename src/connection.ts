@@ -1,7 +1,7 @@
 // One open raw socket and everything that lives exactly as long as it: the evidence a diagnosis needs, the ledger of
 // writes not yet known to be in the kernel, the heartbeat and the frame decoder. It reports its end once, with what
 // became of the writes.
-import net from 'node:net';
+import * as net from 'node:net';
 import { now } from './clock.js';
 import { ResockError, codeError } from './errors.js';
 import { Heartbeat, type HeartbeatHost } from './heartbeat.js';

@@ -3,7 +3,7 @@ import { classify, isError } from './classify.js';
 import type { LossEvidence } from './connection.js';
 import { ACCEPT_WINDOW, diagnose, formatDuration, IDLE_CLOSES_KEPT, learnIdleLimit, quietAtEnd } from './diagnosis.js';
 import { codeError, describeValue } from './errors.js';
-import type { DiagnosisCause, Endpoint, Failure, FailureKind, FailurePhase, ResolvedOptions } from './types.js';
+import type { DiagnosisCause, Endpoint, Failure, FailureKind, FailurePhase, ResockWarning, ResolvedOptions } from './types.js';
 
 /** What the socket knows about its own history when a failure happens. */
 export interface FailureHistory {
@@ -119,7 +119,7 @@ export function droppedRightAfterAccept(evidence: { connectionAge: number }): bo
 export function peerIdleWarning(
   options: ResolvedOptions,
   closes: readonly number[] | undefined,
-): { code: string; message: string } | undefined {
+): ResockWarning | undefined {
   const idle = learnIdleLimit(closes);
   if (idle === undefined) return undefined;
   const hb = options.heartbeat;

@@ -1,5 +1,5 @@
 // Pieces of one connection attempt that wait on something the user or the peer controls, each cancelled by a signal.
-import type net from 'node:net';
+import type * as net from 'node:net';
 import { isError } from './classify.js';
 import { codeError, describeValue } from './errors.js';
 import type { OnConnect } from './types.js';

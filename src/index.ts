@@ -2,7 +2,7 @@ export { ResilientSocket, connect } from './socket.js';
 export { lines, lengthPrefixed } from './framing.js';
 export { ResockError, type ResockErrorCode, type FailureErrorCode, type InvalidOptionError } from './errors.js';
 export { DEFAULT_DETECT_WITHIN } from './options.js';
-export { channels as diagnosticsChannels } from './diagnostics.js';
+export { channels as diagnosticsChannels, type ResockChannelMessages } from './diagnostics.js';
 export type { WriteCallback } from './queue.js';
 export type {
   CloseReason,
@@ -11,6 +11,7 @@ export type {
   DiagnoseOptions,
   Endpoint,
   Failure,
+  FailureCode,
   FailureKind,
   FailurePhase,
   FrameDecoder,
@@ -28,5 +29,7 @@ export type {
   SocketState,
   SocketStats,
   TcpInfo,
+  ResockWarning,
+  WarningCode,
   WriteAccount,
 } from './types.js';

@@ -2,8 +2,8 @@
 // defaults merged, heartbeat and keepalive gaps filled from detectWithin. Errors follow one convention: a TypeError
 // when the value has the wrong type or shape (including unknown and conflicting options), a RangeError when it has the
 // right type but an unacceptable value; both name the option path and echo the value.
-import net from 'node:net';
-import tls from 'node:tls';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { isError } from './classify.js';
 import {
   deriveLiveness,

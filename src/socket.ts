@@ -1,6 +1,6 @@
 // ResilientSocket: one long-lived logical connection over a succession of raw sockets. It owns the lifecycle, the offline
 // queue and the reconnect loop; a Connection owns each raw socket; everything else is a pure module it calls.
-import type net from 'node:net';
+import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { inspect } from 'node:util';
 import { EventEmitter } from 'eventemitter3';
@@ -171,6 +171,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   /** Ends the current backoff wait early (reconnect()). */
   #wake: (() => void) | undefined;
   #stream: Duplex | undefined;
+  #maxListeners = 10;
 
   constructor(options: ResilientSocketOptions) {
     super();
@@ -458,6 +459,39 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     inbox.items.push(item);
     inbox.bytes += item.length;
     if (inbox.bytes >= PAUSED_READ_BUFFER) this.#conn?.pauseReading();
+  }
+
+  // ---- what Node's EventEmitter has and eventemitter3 lacks ---------------------------------------------------------
+  // So that a ResilientSocket is an EventEmitter to Node's helpers and their types: events.once(sock, 'connect'),
+  // events.on(sock, 'data'), and code that calls setMaxListeners() on every emitter it is handed.
+
+  /** eventemitter3 never warns about listener counts: the value is kept only for getMaxListeners(). */
+  setMaxListeners(n: number): this {
+    if (!(typeof n === 'number' && n >= 0 && !Number.isNaN(n))) {
+      throw new RangeError(`setMaxListeners(): n must be a non-negative number, got ${String(n)}`);
+    }
+    this.#maxListeners = n;
+    return this;
+  }
+
+  getMaxListeners(): number {
+    return this.#maxListeners;
+  }
+
+  rawListeners<E extends keyof ResilientSocketEvents>(event: E): Array<ResilientSocketEvents[E]> {
+    return this.listeners(event) as Array<ResilientSocketEvents[E]>;
+  }
+
+  prependListener<E extends keyof ResilientSocketEvents>(event: E, listener: ResilientSocketEvents[E]): this {
+    this.on(event, listener as never);
+    moveLastListenerFirst(this, event);
+    return this;
+  }
+
+  prependOnceListener<E extends keyof ResilientSocketEvents>(event: E, listener: ResilientSocketEvents[E]): this {
+    this.once(event, listener as never);
+    moveLastListenerFirst(this, event);
+    return this;
   }
 
   // ---- members a net.Socket user reaches for ----------------------------------------------------------------------
@@ -1117,6 +1151,15 @@ function closedCode(closing: Closing | undefined): 'ERR_RESOCK_ABORTED' | 'ERR_R
 
 function abortCause(signal: AbortSignal): unknown {
   return signal.reason;
+}
+
+/**
+ * eventemitter3 keeps one event's listeners in `_events[name]`: one record, or an array of them in call order. It
+ * has no prepend, so the record just added moves to the front. Tested against the pinned eventemitter3 version.
+ */
+function moveLastListenerFirst(emitter: object, event: string): void {
+  const records = (emitter as { _events?: Record<string, unknown> })._events?.[event];
+  if (Array.isArray(records) && records.length > 1) records.unshift(records.pop());
 }
 
 /** Rethrows on a later tick: an application's bug must surface, but never inside resock's own bookkeeping. */

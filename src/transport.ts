@@ -1,7 +1,7 @@
 // The only file that creates raw sockets: TCP, TLS or IPC, chosen by the endpoint and the tls option.
-import net from 'node:net';
-import tls from 'node:tls';
-import dc from 'node:diagnostics_channel';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import * as dc from 'node:diagnostics_channel';
 import { OwnedNetSocket } from './connection.js';
 import { isError } from './classify.js';
 import { codeError, describeValue, invalidOption } from './errors.js';

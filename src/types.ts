@@ -1,6 +1,7 @@
 // The public data shapes of resock: options as the user writes them, options as resock resolves them,
 // failures, and the event map. Behaviour lives elsewhere; this file only names things.
 import type { Socket } from 'node:net';
+import type { FailureErrorCode } from './errors.js';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 
 export type Endpoint = { host: string; port: number } | { path: string };
@@ -238,9 +239,48 @@ export interface WriteAccount {
   requeuedBytes: number;
 }
 
+/**
+ * The `code` of a failure: resock's own, the errno and TLS codes Node raises, or any other code an error carried
+ * (hence the open end, which keeps editors completing the known ones).
+ */
+export type FailureCode =
+  | FailureErrorCode
+  | 'ECONNRESET'
+  | 'ECONNABORTED'
+  | 'EPIPE'
+  | 'ECONNREFUSED'
+  | 'ENOENT'
+  | 'ETIMEDOUT'
+  | 'EHOSTUNREACH'
+  | 'ENETUNREACH'
+  | 'EHOSTDOWN'
+  | 'ENETDOWN'
+  | 'ENOTFOUND'
+  | 'EAI_AGAIN'
+  | 'EAI_FAIL'
+  | 'EAI_NONAME'
+  | 'EMFILE'
+  | 'ENFILE'
+  | 'EADDRNOTAVAIL'
+  | 'EADDRINUSE'
+  | 'ENOBUFS'
+  | 'ENOMEM'
+  | 'EPROTO'
+  | 'ABORT_ERR'
+  | 'ERR_STREAM_WRITE_AFTER_END'
+  | (string & {});
+
+/** What a 'warning' event reports. */
+export type WarningCode = 'EVENT_LOOP_STALL' | 'KEEPALIVE_NOT_APPLIED' | 'PEER_IDLE_LIMIT';
+
+export interface ResockWarning {
+  code: WarningCode;
+  message: string;
+}
+
 export interface Failure {
   kind: FailureKind;
-  code: string;
+  code: FailureCode;
   message: string;
   phase: FailurePhase;
   retryable: boolean;
@@ -305,5 +345,5 @@ export interface ResilientSocketEvents {
   /** A heartbeat reply arrived; `rtt` in whole ms. */
   heartbeat: (info: { rtt: number }) => void;
   close: (info: { reason: CloseReason; failure?: Failure }) => void;
-  warning: (warning: { code: string; message: string }) => void;
+  warning: (warning: ResockWarning) => void;
 }

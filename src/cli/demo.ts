@@ -1,7 +1,7 @@
 // resock demo: a line server and a fault proxy in this process, one ResilientSocket riding through seven faults, and
 // for each what resock saw, how it diagnosed it, how fast, and whether it recovered. Every step checks its own
 // outcome, so the demo doubles as an end-to-end check (exit 1 when a step misbehaved).
-import net from 'node:net';
+import * as net from 'node:net';
 import { connect, lines, type Failure, type ResilientSocket, type ResilientSocketOptions } from '../index.js';
 import { createFaultProxy, type FaultProxy, type ProxyConnection } from '../testing/index.js';
 import {

@@ -1,7 +1,7 @@
 // resock probe: holds one resilient connection to a service and prints what happens to it, event by event, with
 // resock's classification and diagnosis; on SIGINT/SIGTERM a summary. For the engineer whose service logs
 // "connection reset by peer" and who wants to see the path from this host.
-import net from 'node:net';
+import * as net from 'node:net';
 import { ResilientSocket, type Endpoint, type Failure, type FailureKind, type ResilientSocketOptions } from '../index.js';
 import {
   clockTime,
