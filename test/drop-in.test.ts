@@ -1,6 +1,7 @@
 // What a service's net.Socket code reaches for, on a ResilientSocket: a stream that pipes and iterates across
 // reconnects, read backpressure, ref/unref, reconnect(), ready() with a deadline, endpoint getters, disposal.
 import { spawn } from 'node:child_process';
+import { on, once } from 'node:events';
 import net from 'node:net';
 import { Transform, Writable, pipeline } from 'node:stream';
 import { inspect } from 'node:util';
@@ -388,5 +389,25 @@ describe('endpoint getters, disposal, inspection', () => {
     expect(text).toContain("state: 'open'");
     expect(text).toContain(`127.0.0.1:${srv.port}`);
     expect(text).not.toMatch(/_events|_eventsCount/);
+  });
+});
+
+describe("Node's event helpers", () => {
+  it('events.once and events.on work on a ResilientSocket; prependListener and prependOnceListener run first', async () => {
+    const srv = await server((s) => s.write('hi'));
+    const sock = client({ port: srv.port });
+    const order: string[] = [];
+    sock.on('data', () => order.push('on'));
+    sock.prependListener('data', () => order.push('prepended'));
+    sock.prependOnceListener('data', () => order.push('prepended once'));
+    const [info] = (await once(sock, 'connect')) as [{ attempt: number }];
+    expect(info.attempt).toBe(1);
+    const it = on(sock, 'data');
+    const first = await it.next();
+    expect(String((first.value as Buffer[])[0])).toBe('hi');
+    await it.return?.();
+    expect(order).toEqual(['prepended once', 'prepended', 'on']);
+    expect(sock.listenerCount('data')).toBe(2);
+    expect(sock.setMaxListeners(3).getMaxListeners()).toBe(3);
   });
 });
