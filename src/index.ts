@@ -3,6 +3,7 @@ export { lines, lengthPrefixed } from './framing.js';
 export { ResockError, type ResockErrorCode, type FailureErrorCode, type InvalidOptionError } from './errors.js';
 export { DEFAULT_DETECT_WITHIN } from './options.js';
 export { channels as diagnosticsChannels, type ResockChannelMessages } from './diagnostics.js';
+export type { ReadyOptions } from './ready.js';
 export type { WriteCallback } from './queue.js';
 export type {
   CloseReason,

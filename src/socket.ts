@@ -3,7 +3,6 @@
 import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { inspect } from 'node:util';
-import { EventEmitter } from 'eventemitter3';
 import pRetry from 'p-retry';
 import { onAbort } from './abort.js';
 import { type Backoff, createBackoff } from './backoff.js';
@@ -19,6 +18,9 @@ import { resolveOptions } from './options.js';
 import { OfflineQueue, newEntry, rejectEntry, type WriteCallback, type WriteEntry } from './queue.js';
 import { decideReconnect, type ReconnectDecision } from './reconnect.js';
 import { isTerminal, transition } from './state.js';
+import { SocketEmitter, surface } from './emitter.js';
+import { argError, toBuffer } from './write-args.js';
+import { ReadyWaiters, type ReadyOptions } from './ready.js';
 import { createStream, type StreamHost } from './stream.js';
 import { describeEndpoint, dial } from './transport.js';
 import type {
@@ -109,10 +111,6 @@ interface Past {
   peerIdleWarned: boolean;
 }
 
-interface ReadyWaiter {
-  resolve(): void;
-  reject(err: Error): void;
-}
 
 // What keepalive.ts reported for the current connection, one bit per setting, KEEPALIVE_TRIED when it was applied
 // at all (not for IPC, keepAlive off or before the first connection), and whether this socket has warned about it.
@@ -122,7 +120,7 @@ const KEEPALIVE_KEYS = Object.keys(KEEPALIVE_BITS) as (keyof typeof KEEPALIVE_BI
 const KEEPALIVE_TRIED = 16;
 const KEEPALIVE_WARNED = 32;
 
-export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
+export class ResilientSocket extends SocketEmitter {
   /** The resolved, frozen options. */
   readonly options: ResolvedOptions;
 
@@ -138,7 +136,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   /** Stops watching the user's signal; only when one was given. */
   #unwatchSignal: (() => void) | undefined;
   #closing: Closing | undefined;
-  #readyWaiters: ReadyWaiter[] | undefined;
+  #readyWaiters: ReadyWaiters | undefined;
 
   /** The current connection; its endpoint is endpoints[endpointIndex], which only a failure moves on. */
   #conn: Connection<ResilientSocket> | undefined;
@@ -171,7 +169,6 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   /** Ends the current backoff wait early (reconnect()). */
   #wake: (() => void) | undefined;
   #stream: Duplex | undefined;
-  #maxListeners = 10;
 
   constructor(options: ResilientSocketOptions) {
     super();
@@ -353,52 +350,11 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
    * with ERR_RESOCK_ABORTED when `signal` aborts. Does not start connecting by itself; giving up waiting does not close
    * the socket.
    */
-  ready(options?: { signal?: AbortSignal; timeout?: number }): Promise<void> {
+  ready(options?: ReadyOptions): Promise<void> {
     const state = this.#state;
     if (state === 'open') return Promise.resolve();
     if (this.#terminal) return Promise.reject(new ResockError(closedCode(this.#closing), `socket is ${state}`, { cause: this.#closing?.cause }));
-    const signal = options?.signal;
-    const timeout = options?.timeout;
-    if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && timeout <= 2_147_483_647)) {
-      throw new RangeError(`ready(): timeout must be a number of ms in [0, 2147483647], got ${String(timeout)}`);
-    }
-    if (signal?.aborted) return Promise.reject(new ResockError('ERR_RESOCK_ABORTED', 'ready() was aborted', { cause: signal.reason }));
-    // Kept apart from the event listeners: removing a listener deletes a key of eventemitter3's listener table, which
-    // turns it into a slow dictionary several hundred bytes larger, for the socket's whole life.
-    return new Promise((resolve, reject) => {
-      if (signal === undefined && timeout === undefined) {
-        (this.#readyWaiters ??= []).push({ resolve, reject });
-        return;
-      }
-      let timer: NodeJS.Timeout | undefined;
-      const done = (): void => {
-        if (timer !== undefined) clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        const list = this.#readyWaiters;
-        const at = list?.indexOf(waiter) ?? -1;
-        if (at >= 0) list!.splice(at, 1);
-      };
-      const waiter: ReadyWaiter = {
-        resolve: () => {
-          done();
-          resolve();
-        },
-        reject: (err) => {
-          done();
-          reject(err);
-        },
-      };
-      const onAbort = (): void => waiter.reject(new ResockError('ERR_RESOCK_ABORTED', 'ready() was aborted', { cause: signal!.reason }));
-      if (timeout !== undefined) {
-        timer = setTimeout(
-          () => waiter.reject(new ResockError('ERR_RESOCK_READY_TIMEOUT', `not open within ${timeout} ms (state ${this.#state})`)),
-          timeout,
-        );
-        if (this.#unref) timer.unref();
-      }
-      signal?.addEventListener('abort', onAbort, { once: true });
-      (this.#readyWaiters ??= []).push(waiter);
-    });
+    return (this.#readyWaiters ??= new ReadyWaiters()).wait(options, this.#unref, () => `state ${this.#state}`);
   }
 
   // ---- read-side flow control -------------------------------------------------------------------------------------
@@ -442,7 +398,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
       while (this.#readHold === 0 && inbox.items.length > 0) {
         const item = inbox.items.shift()!;
         inbox.bytes -= item.length;
-        this.#emit(name, item);
+        this.emitShielded(name, item);
       }
       if (inbox.items.length === 0) this.#inbox = undefined;
     }
@@ -452,46 +408,13 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
   /** Inbound bytes or a frame: delivered now, or held while reading is paused. */
   #deliver(name: 'data' | 'message', item: Buffer): void {
     if (this.#readHold === 0 && this.#inbox === undefined) {
-      this.#emit(name, item);
+      this.emitShielded(name, item);
       return;
     }
     const inbox = (this.#inbox ??= { items: [], bytes: 0 });
     inbox.items.push(item);
     inbox.bytes += item.length;
     if (inbox.bytes >= PAUSED_READ_BUFFER) this.#conn?.pauseReading();
-  }
-
-  // ---- what Node's EventEmitter has and eventemitter3 lacks ---------------------------------------------------------
-  // So that a ResilientSocket is an EventEmitter to Node's helpers and their types: events.once(sock, 'connect'),
-  // events.on(sock, 'data'), and code that calls setMaxListeners() on every emitter it is handed.
-
-  /** eventemitter3 never warns about listener counts: the value is kept only for getMaxListeners(). */
-  setMaxListeners(n: number): this {
-    if (!(typeof n === 'number' && n >= 0 && !Number.isNaN(n))) {
-      throw new RangeError(`setMaxListeners(): n must be a non-negative number, got ${String(n)}`);
-    }
-    this.#maxListeners = n;
-    return this;
-  }
-
-  getMaxListeners(): number {
-    return this.#maxListeners;
-  }
-
-  rawListeners<E extends keyof ResilientSocketEvents>(event: E): Array<ResilientSocketEvents[E]> {
-    return this.listeners(event) as Array<ResilientSocketEvents[E]>;
-  }
-
-  prependListener<E extends keyof ResilientSocketEvents>(event: E, listener: ResilientSocketEvents[E]): this {
-    this.on(event, listener as never);
-    moveLastListenerFirst(this, event);
-    return this;
-  }
-
-  prependOnceListener<E extends keyof ResilientSocketEvents>(event: E, listener: ResilientSocketEvents[E]): this {
-    this.once(event, listener as never);
-    moveLastListenerFirst(this, event);
-    return this;
   }
 
   // ---- members a net.Socket user reaches for ----------------------------------------------------------------------
@@ -820,9 +743,9 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     const waiters = this.#readyWaiters;
     this.#readyWaiters = undefined;
     this.#watchStability();
-    if (waiters !== undefined) for (const w of waiters) w.resolve();
+    waiters?.resolveAll();
     this.#publish('connect', { attempt, endpoint, reconnected, downtime });
-    if (drainNow && this.#conn === conn) this.#emit('drain');
+    if (drainNow && this.#conn === conn) this.emitShielded('drain');
   }
 
   /**
@@ -871,7 +794,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     for (const key of KEEPALIVE_KEYS) if (applied[key]) bits |= KEEPALIVE_BITS[key];
     this.#keepAlive = bits;
     if (warn) {
-      this.#emit('warning', { code: 'KEEPALIVE_NOT_APPLIED', message: `keepAlive partly applied: ${problems.join('; ')}` });
+      this.emitShielded('warning', { code: 'KEEPALIVE_NOT_APPLIED', message: `keepAlive partly applied: ${problems.join('; ')}` });
     }
   }
 
@@ -898,14 +821,14 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     },
     onDrain: (owner) => {
       owner.#needDrain = false;
-      owner.#emit('drain');
+      owner.emitShielded('drain');
     },
     onRtt: (owner, rtt) => {
       owner.#rtt = rtt;
-      owner.#emit('heartbeat', { rtt });
+      owner.emitShielded('heartbeat', { rtt });
     },
     onStall: (owner, lateBy) => {
-      owner.#emit('warning', {
+      owner.emitShielded('warning', {
         code: 'EVENT_LOOP_STALL',
         message: `heartbeat timer fired ${Math.round(lateBy)} ms late: this process's event loop was blocked, so the peer is not blamed yet`,
       });
@@ -962,7 +885,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     const idleWarning = past.peerIdleWarned ? undefined : peerIdleWarning(this.options, past.peerIdleCloses);
     if (idleWarning !== undefined) {
       past.peerIdleWarned = true;
-      this.#emit('warning', idleWarning);
+      this.emitShielded('warning', idleWarning);
     }
   }
 
@@ -998,8 +921,8 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
 
   #emitFailure(failure: Failure, disconnect: boolean): void {
     this.#publish('failure', failure);
-    if (failure.kind === 'reset' || failure.kind === 'broken-pipe') this.#emit('reset', failure);
-    if (disconnect) this.#emit('disconnect', failure);
+    if (failure.kind === 'reset' || failure.kind === 'broken-pipe') this.emitShielded('reset', failure);
+    if (disconnect) this.emitShielded('disconnect', failure);
   }
 
   /** Emits a lifecycle event and publishes it on its diagnostics channel. */
@@ -1007,20 +930,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     const channel = channels[name];
     // diagnostics_channel reports a throwing subscriber on a later tick by itself.
     if (channel.hasSubscribers) channel.publish({ socket: this, ...payload });
-    (this.#emit as (event: E, arg: typeof payload) => void)(name, payload);
-  }
-
-  /**
-   * Emits to the application's listeners. A listener that throws never changes what resock does next: its exception
-   * surfaces as an uncaught exception on a later tick. As with Node's own emitters, the listeners after it do not run
-   * for this event.
-   */
-  #emit<E extends keyof ResilientSocketEvents>(name: E, ...args: Parameters<ResilientSocketEvents[E]>): void {
-    try {
-      (this.emit as (event: E, ...a: unknown[]) => boolean)(name, ...args);
-    } catch (err) {
-      surface(err);
-    }
+    (this.emitShielded as (event: E, arg: typeof payload) => void)(name, payload);
   }
 
   /** Accepts a write into the offline queue, or rejects it through its callback; returns whether it was accepted. */
@@ -1097,11 +1007,7 @@ export class ResilientSocket extends EventEmitter<ResilientSocketEvents> {
     const { reason, failure } = closing;
     const waiters = this.#readyWaiters;
     this.#readyWaiters = undefined;
-    if (waiters !== undefined) {
-      for (const w of waiters) {
-        w.reject(new ResockError(code, `socket closed (${reason}) before it was open`, { cause: failure?.error ?? closing.cause }));
-      }
-    }
+    waiters?.rejectAll(new ResockError(code, `socket closed (${reason}) before it was open`, { cause: failure?.error ?? closing.cause }));
     // Settled before anyone hears of it: a throwing 'close' listener cannot leave close() pending.
     closing.resolve?.();
     this.#publish('close', failure ? { reason, failure } : { reason });
@@ -1153,40 +1059,3 @@ function abortCause(signal: AbortSignal): unknown {
   return signal.reason;
 }
 
-/**
- * eventemitter3 keeps one event's listeners in `_events[name]`: one record, or an array of them in call order. It
- * has no prepend, so the record just added moves to the front. Tested against the pinned eventemitter3 version.
- */
-function moveLastListenerFirst(emitter: object, event: string): void {
-  const records = (emitter as { _events?: Record<string, unknown> })._events?.[event];
-  if (Array.isArray(records) && records.length > 1) records.unshift(records.pop());
-}
-
-/** Rethrows on a later tick: an application's bug must surface, but never inside resock's own bookkeeping. */
-function surface(err: unknown): void {
-  process.nextTick(rethrow, err);
-}
-
-function rethrow(err: unknown): never {
-  throw err;
-}
-
-function argError(code: string, message: string): TypeError {
-  return Object.assign(new TypeError(message), { code });
-}
-
-function toBuffer(data: string | Uint8Array, encoding: BufferEncoding | undefined): Buffer {
-  if (typeof data === 'string') {
-    if (encoding === undefined || encoding === 'utf8' || encoding === 'utf-8') return Buffer.from(data, 'utf8');
-    if (typeof encoding !== 'string' || !Buffer.isEncoding(encoding)) {
-      throw argError('ERR_UNKNOWN_ENCODING', `write(): unknown encoding ${JSON.stringify(encoding)}`);
-    }
-    return Buffer.from(data, encoding);
-  }
-  if (encoding !== undefined && typeof encoding !== 'string') {
-    throw argError('ERR_INVALID_ARG_TYPE', `write() encoding must be a string, got ${typeof encoding}`);
-  }
-  if (Buffer.isBuffer(data)) return data;
-  if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  throw argError('ERR_INVALID_ARG_TYPE', `write() takes a string, Buffer or Uint8Array, got ${data === null ? 'null' : Array.isArray(data) ? 'an array' : typeof data}`);
-}
