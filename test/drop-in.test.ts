@@ -5,37 +5,12 @@ import { on, once } from 'node:events';
 import net from 'node:net';
 import { Transform, Writable, pipeline } from 'node:stream';
 import { inspect } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, lengthPrefixed, type ResilientSocket } from '../src/index.js';
 import { PAUSED_READ_BUFFER } from '../src/socket.js';
-import { freePort, listen, sleep, until, waitFor, type TestServer } from './support/net.js';
+import { freePort, harness, pattern, sendPattern, sleep, type TestServer, until, waitFor } from './support/net.js';
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-function client(opts: Parameters<typeof connect>[0]): ResilientSocket {
-  const sock = connect({ host: '127.0.0.1', keepAlive: false, reconnect: { minDelay: 10, maxDelay: 50 }, ...opts });
-  cleanups.push(() => sock.destroy());
-  return sock;
-}
-
-async function server(onSocket?: (s: net.Socket) => void, port?: number): Promise<TestServer> {
-  const srv = await listen(onSocket, port);
-  cleanups.push(() => srv.close());
-  return srv;
-}
-
-/** Bytes 0..n-1 of a stream whose byte i is (i * 7 + i >> 8) & 255. */
-function pattern(offset: number, n: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i++) {
-    const k = offset + i;
-    b[i] = (k * 7 + (k >> 8)) & 255;
-  }
-  return b;
-}
+const { client, server, defer } = harness({ reconnect: { minDelay: 10, maxDelay: 50 } });
 
 describe('stream()', () => {
   it('is one stream.Duplex per socket', () => {
@@ -139,28 +114,15 @@ describe('stream()', () => {
   });
 
   it('a slow consumer pushes back through the stream: resock holds a bounded amount and the peer is pushed back', async () => {
-    let sent = 0;
     const total = 64 * 1024 * 1024;
-    const srv = await server((s) => {
-      const pump = (): void => {
-        while (sent < total) {
-          const n = Math.min(256 * 1024, total - sent);
-          const ok = s.write(pattern(sent, n));
-          sent += n;
-          if (!ok) {
-            s.once('drain', pump);
-            return;
-          }
-        }
-      };
-      pump();
-    });
+    let sender: { sent(): number } | undefined;
+    const srv = await server((s) => (sender = sendPattern(s, total, 256 * 1024)));
     const sock = client({ port: srv.port });
     const stream = sock.stream();
     await waitFor(sock, 'connect', 2000);
     // Nobody reads the stream for a while.
     await sleep(500);
-    expect(sent).toBeLessThan(total);
+    expect(sender!.sent()).toBeLessThan(total);
     let got = 0;
     let mismatch = -1;
     for await (const chunk of stream) {
@@ -177,21 +139,8 @@ describe('stream()', () => {
 describe('pause() / resume()', () => {
   it('against a peer sending 100 MiB: nothing delivered while paused, memory bounded, no heartbeat blame; resume delivers all in order', async () => {
     const total = 100 * 1024 * 1024;
-    let sent = 0;
-    const srv = await server((s) => {
-      const pump = (): void => {
-        while (sent < total) {
-          const n = Math.min(1024 * 1024, total - sent);
-          const ok = s.write(pattern(sent, n));
-          sent += n;
-          if (!ok) {
-            s.once('drain', pump);
-            return;
-          }
-        }
-      };
-      pump();
-    });
+    let sender: { sent(): number } | undefined;
+    const srv = await server((s) => (sender = sendPattern(s, total, 1024 * 1024)));
     const interval = 50;
     const timeout = 150;
     const sock = client({ port: srv.port, heartbeat: { interval, timeout, ping: 'p' } });
@@ -208,7 +157,7 @@ describe('pause() / resume()', () => {
     // Many heartbeat timeouts long.
     await sleep(10 * (interval + timeout));
     expect(got).toBe(0);
-    expect(sent).toBeLessThan(total);
+    expect(sender!.sent()).toBeLessThan(total);
     expect(sock.stats().failures).toEqual({});
     expect(process.memoryUsage().rss - rss0).toBeLessThan(32 * 1024 * 1024);
     sock.resume();
@@ -261,7 +210,7 @@ describe('ref() / unref()', () => {
       cwd: process.cwd(),
       stdio: ['ignore', 'ignore', 'inherit'],
     });
-    cleanups.push(() => child.kill('SIGKILL'));
+    defer(() => child.kill('SIGKILL'));
     return Promise.race([
       new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? -1))),
       sleep(4000).then(() => 'still running' as const),

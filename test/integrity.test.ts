@@ -2,27 +2,12 @@
 // honest backpressure, a bounded offline queue, no spinning, and a lifecycle no caller can strand.
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, lines, ResockError, type Failure, type ResilientSocket } from '../src/index.js';
 import { WRITE_OVERHEAD } from '../src/queue.js';
-import { freePort, listen, sleep, until, waitFor, type TestServer } from './support/net.js';
+import { freePort, harness, pattern, sleep, type TestServer, until, waitFor } from './support/net.js';
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-function client(opts: Parameters<typeof connect>[0]): ResilientSocket {
-  const sock = connect({ host: '127.0.0.1', keepAlive: false, reconnect: { minDelay: 20, maxDelay: 100 }, ...opts });
-  cleanups.push(() => sock.destroy());
-  return sock;
-}
-
-async function server(onSocket?: (s: net.Socket) => void, port?: number): Promise<TestServer> {
-  const srv = await listen(onSocket, port);
-  cleanups.push(() => srv.close());
-  return srv;
-}
+const { client, server, defer } = harness({ reconnect: { minDelay: 20, maxDelay: 100 } });
 
 /** A server that keeps what each of its connections received. */
 async function recorder(port?: number): Promise<TestServer & { received: Buffer[][] }> {
@@ -36,16 +21,6 @@ async function recorder(port?: number): Promise<TestServer & { received: Buffer[
 }
 
 const joined = (chunks: Buffer[] | undefined): Buffer => Buffer.concat(chunks ?? []);
-
-/** Bytes 0..n-1 of a stream whose byte i is (i * 7 + i >> 8) & 255: any loss, duplicate, reorder or cut shows. */
-function pattern(offset: number, n: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i++) {
-    const k = offset + i;
-    b[i] = (k * 7 + (k >> 8)) & 255;
-  }
-  return b;
-}
 
 describe('write() takes what net.Socket#write takes', () => {
   it('an encoding, with and without a callback, open and queued; the callback runs once', async () => {
@@ -144,7 +119,7 @@ async function childServer(): Promise<{ port: number; child: ChildProcess; recei
     setTimeout(() => process.exit(0), 20000).unref();
   `;
   const child = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
-  cleanups.push(() => child.kill('SIGKILL'));
+  defer(() => child.kill('SIGKILL'));
   const lines: string[] = [];
   let buf = '';
   const waiters: Array<() => void> = [];
@@ -395,7 +370,7 @@ describe('the offline queue is bounded in memory, and its flush does not block f
       longest = Math.max(longest, t - last);
       last = t;
     }, 1);
-    cleanups.push(() => clearInterval(probe));
+    defer(() => clearInterval(probe));
     const rec = await recorder(port);
     await waitFor(sock, 'connect', 3000);
     await until(() => joined(rec.received[0]).length >= fits, 5000);
@@ -474,7 +449,7 @@ describe('never spins, never strands', () => {
     const warnings: Error[] = [];
     const onWarning = (w: Error): void => void warnings.push(w);
     process.on('warning', onWarning);
-    cleanups.push(() => process.off('warning', onWarning));
+    defer(() => process.off('warning', onWarning));
     const srv = await server();
     const ac = new AbortController();
     const socks = Array.from({ length: 50 }, () => client({ port: srv.port, signal: ac.signal }));

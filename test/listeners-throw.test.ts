@@ -1,31 +1,19 @@
 // A listener that throws, for every event and in each phase it fires in: resock goes on exactly as it would have
 // (reconnects, or closes exactly once), and the exception surfaces as an uncaught exception on a later tick.
-import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import { connect, lines, type ResilientSocket } from '../src/index.js';
+import type net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { lines, type ResilientSocket } from '../src/index.js';
 import type { ResilientSocketEvents } from '../src/types.js';
-import { captureUncaught, freePort, listen, sleep, until, waitFor, type TestServer } from './support/net.js';
+import { captureUncaught, freePort, harness, sleep, until, waitFor, type TestServer } from './support/net.js';
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-function client(opts: Parameters<typeof connect>[0]): ResilientSocket {
-  const sock = connect({ host: '127.0.0.1', keepAlive: false, reconnect: { minDelay: 20, maxDelay: 50 }, ...opts });
-  cleanups.push(() => sock.destroy());
-  return sock;
-}
-
-async function server(onSocket: (s: net.Socket) => void = (s) => s.pipe(s), port?: number): Promise<TestServer> {
-  const srv = await listen(onSocket, port);
-  cleanups.push(() => srv.close());
-  return srv;
-}
+const h = harness({ reconnect: { minDelay: 20, maxDelay: 50 } });
+const client = h.client;
+/** An echo server unless told otherwise. */
+const server = (onSocket: (s: net.Socket) => void = (s) => s.pipe(s), port?: number): Promise<TestServer> => h.server(onSocket, port);
 
 function uncaught(): unknown[] {
   const cap = captureUncaught();
-  cleanups.push(() => cap.restore());
+  h.defer(() => cap.restore());
   return cap.errors;
 }
 

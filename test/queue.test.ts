@@ -2,7 +2,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WRITE_OVERHEAD } from '../src/queue.js';
 import { connect, lengthPrefixed, type Failure, type ResilientSocket } from '../src/index.js';
-import { freePort, listen, sleep, waitFor, type TestServer } from './support/net.js';
+import { freePort, listen, pattern, sleep, waitFor, type TestServer } from './support/net.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -93,16 +93,6 @@ describe('offline queue', () => {
     await expect(sock.send('y')).rejects.toMatchObject({ code: 'ERR_RESOCK_NOT_OPEN' });
   });
 });
-
-/** Bytes 0..n-1 of a stream whose byte i is (i * 7 + i >> 8) & 255: any loss, duplicate or reorder shows. */
-function pattern(offset: number, n: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i++) {
-    const k = offset + i;
-    b[i] = (k * 7 + (k >> 8)) & 255;
-  }
-  return b;
-}
 
 /** A server that never reads, so the client's kernel and Node buffers fill; victim() is its latest connection. */
 async function stallingServer(): Promise<TestServer & { victim: () => net.Socket | undefined }> {

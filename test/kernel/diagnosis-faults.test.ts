@@ -6,11 +6,10 @@
 import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { detectionBounds } from '../../src/detect.js';
-import { resolveOptions } from '../../src/options.js';
 import type { ResilientSocketOptions, TcpInfo } from '../../src/index.js';
 import {
   destroyAllLabs,
+  pidAlive,
   kernelFaultSupport,
   koffiSupport,
   ownNamespaces,
@@ -20,6 +19,20 @@ import {
   type FaultLab,
   type NodeChild,
 } from './netns.js';
+import {
+  boundsFor,
+  CONNECT_TIMEOUT,
+  FAST_RECONNECT,
+  isConnect,
+  isReconnect,
+  PING,
+  PONG,
+  ResockLab,
+  SLACK_MS,
+  STARTUP_MS,
+  type ClientOptions,
+  type ConnectEvent,
+} from './resock-lab.js';
 
 const support = kernelFaultSupport();
 const sockopt = koffiSupport();
@@ -41,14 +54,6 @@ if (ready && !redis.ok) console.log(`redis idle-timeout scenario skipped: ${redi
 const haproxy = hasCommand('haproxy', ['-v']);
 if (ready && !haproxy.ok) console.log(`haproxy idle-timeout scenario skipped: ${haproxy.reason}`);
 
-/** Child start-up (node + tsx) is ~0.3 s; this leaves room for a loaded CI machine. */
-const STARTUP_MS = 10_000;
-/** On top of every bound: timer lateness, the child's stdout pipe, processes sharing 2 cores with another suite. */
-const SLACK_MS = 1_500;
-const PING = 'PING\n';
-const PONG = 'PONG\n';
-const FAST_RECONNECT = { minDelay: 100, maxDelay: 400 } as const;
-const CONNECT_TIMEOUT = 1_000;
 /** Linux's smallest retransmission timeout: the first retransmission of a LAN path comes this long after the send. */
 const RTO_MIN = 200;
 
@@ -64,17 +69,11 @@ interface FailureEvent extends ChildEvent {
   readonly tcp: TcpInfo | null;
 }
 
-interface ConnectEvent extends ChildEvent {
-  readonly event: 'connect';
-  readonly reconnected: boolean;
-  readonly localPort: number | null;
-}
 
 const isFailure = (e: ChildEvent): e is FailureEvent => e.event === 'failure';
-const isConnect = (e: ChildEvent): e is ConnectEvent => e.event === 'connect';
-const isReconnect = (e: ChildEvent): e is ConnectEvent => isConnect(e) && e.reconnected;
 
-const spawnedPids: number[] = [];
+const resockLab = new ResockLab();
+const spawnedPids = resockLab.pids;
 const rows: string[] = [];
 
 function record(scenario: string, failure: FailureEvent, measured: number, bound: number): void {
@@ -88,47 +87,12 @@ function record(scenario: string, failure: FailureEvent, measured: number, bound
   console.log(`${scenario}: ${failure.cause}, ${measured} ms (bound ${bound} + ${SLACK_MS}); ${failure.summary}; ${kernel}`);
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
-type ClientOptions = Omit<ResilientSocketOptions, 'host' | 'port'>;
 
-function boundsFor(options: ClientOptions) {
-  const resolved = resolveOptions({ host: '10.0.0.1', port: 1, ...options });
-  return { bounds: detectionBounds(resolved.heartbeat, resolved.keepAlive), resolved };
-}
 
-function spawnServer(lab: FaultLab, port = 0): NodeChild {
-  const server = lab.server.spawnNode('resock-server.ts', [JSON.stringify({ host: '0.0.0.0', port, ping: PING, pong: PONG })]);
-  spawnedPids.push(server.pid);
-  return server;
-}
 
-async function listeningPort(server: NodeChild): Promise<number> {
-  const listening = await server.waitFor('listening', STARTUP_MS);
-  return listening.port as number;
-}
 
-function spawnClient(lab: FaultLab, port: number, options: ClientOptions): NodeChild {
-  const client = lab.client.spawnNode('resock-client.ts', [JSON.stringify({ options: { host: lab.serverHost, port, ...options } })]);
-  spawnedPids.push(client.pid);
-  return client;
-}
 
-async function connectedPair(lab: FaultLab, options: ClientOptions) {
-  const server = spawnServer(lab);
-  const port = await listeningPort(server);
-  const client = spawnClient(lab, port, options);
-  const connected = await client.waitFor(isConnect, STARTUP_MS);
-  await server.waitFor('connection', STARTUP_MS);
-  return { server, client, port, connected };
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -156,7 +120,7 @@ describe.skipIf(!ready)('diagnosis from kernel evidence, client ⇄ router ⇄ s
       expect(bounds.hungPeer).toBeLessThanOrEqual(2_000);
       await withFaultLab(
         async (lab) => {
-          const { server, client } = await connectedPair(lab, options);
+          const { server, client } = await resockLab.connectedPair(lab, options);
           await client.waitFor('heartbeat', STARTUP_MS);
           const faultAt = Date.now();
           await server.signal('SIGSTOP');
@@ -190,7 +154,7 @@ describe.skipIf(!ready)('diagnosis from kernel evidence, client ⇄ router ⇄ s
       const { bounds } = boundsFor(options);
       await withFaultLab(
         async (lab) => {
-          const { client, port } = await connectedPair(lab, options);
+          const { client, port } = await resockLab.connectedPair(lab, options);
           await client.waitFor('heartbeat', STARTUP_MS);
           const faultAt = Date.now();
           await lab.faults.blackhole(port);
@@ -219,7 +183,7 @@ describe.skipIf(!ready)('diagnosis from kernel evidence, client ⇄ router ⇄ s
       expect(resolved.keepAlive && resolved.keepAlive.userTimeout).toBeGreaterThan(outage * 2 + RTO_MIN + SLACK_MS);
       await withFaultLab(
         async (lab) => {
-          const { client, port } = await connectedPair(lab, options);
+          const { client, port } = await resockLab.connectedPair(lab, options);
           // The host goes away: nothing passes, and its kernel forgets the connection (ss -K's RST dies in the router).
           await lab.faults.blackhole(port);
           expect(await lab.faults.ssKill(port, 'server')).toBe(1);
@@ -251,7 +215,7 @@ describe.skipIf(!ready)('diagnosis from kernel evidence, client ⇄ router ⇄ s
       const options: ClientOptions = { detectWithin: 10_000, connectTimeout: CONNECT_TIMEOUT, reconnect: FAST_RECONNECT };
       await withFaultLab(
         async (lab) => {
-          const { server, client } = await connectedPair(lab, options);
+          const { server, client } = await resockLab.connectedPair(lab, options);
           // Stopped first, so what the client writes stays unread in its kernel; killing it then closes with RST.
           client.send({ cmd: 'write', bytes: 100 });
           await server.waitFor('data', STARTUP_MS);
@@ -288,7 +252,7 @@ describe.skipIf(!ready)('diagnosis from kernel evidence, client ⇄ router ⇄ s
         await withFaultLab(
           async (lab) => {
             await natRouter(lab, conntrackTimeout, variant);
-            const { client, server } = await connectedPair(lab, options);
+            const { client, server } = await resockLab.connectedPair(lab, options);
             // The server sees the router's address, not the client's: the flow really is translated.
             const seen = await lab.server.exec('ss', ['-t', '-n', '-H', 'state', 'established']);
             expect(seen.stdout).toContain('10.201.2.1:');
@@ -331,7 +295,7 @@ describe.skipIf(!ready)('diagnosis from kernel evidence, client ⇄ router ⇄ s
       await withFaultLab(
         async (lab) => {
           await natRouter(lab, conntrackTimeout, 'drop');
-          const { client, connected } = await connectedPair(lab, options);
+          const { client, connected } = await resockLab.connectedPair(lab, options);
           const openedAt = connected.t;
           const failure = await client.waitFor(isFailure, bounds.idleBlackHole + SLACK_MS + STARTUP_MS);
           const ms = failure.t - openedAt;
@@ -369,7 +333,7 @@ describe.skipIf(!ready)('diagnosis from kernel evidence, client ⇄ router ⇄ s
               '--protected-mode', 'no', '--daemonize', 'yes', '--dir', '/tmp', '--pidfile', `/tmp/resock-redis-${process.pid}-${port}.pid`,
               '--logfile', '',
             ]);
-            const client = spawnClient(lab, port, options);
+            const client = resockLab.spawnClient(lab, port, options);
             const failures: FailureEvent[] = [];
             let connectedAt = (await client.waitFor(isConnect, STARTUP_MS)).t;
             for (let i = 0; i < closes; i++) {
@@ -413,8 +377,8 @@ describe.skipIf(!ready)('diagnosis from kernel evidence, client ⇄ router ⇄ s
         const config = `/tmp/resock-haproxy-${process.pid}-${frontPort}-${Date.now()}.cfg`;
         await withFaultLab(
           async (lab) => {
-            const server = spawnServer(lab);
-            const backendPort = await listeningPort(server);
+            const server = resockLab.spawnServer(lab);
+            const backendPort = await resockLab.listeningPort(server);
             writeFileSync(
               config,
               [
@@ -435,8 +399,8 @@ describe.skipIf(!ready)('diagnosis from kernel evidence, client ⇄ router ⇄ s
             );
             // -D daemonizes; the lab's teardown kills every process left in the namespace.
             await lab.server.exec('haproxy', ['-D', '-f', config]);
-            const client = spawnClient(lab, frontPort, idle);
-            const kept = spawnClient(lab, frontPort, beating);
+            const client = resockLab.spawnClient(lab, frontPort, idle);
+            const kept = resockLab.spawnClient(lab, frontPort, beating);
             let connectedAt = (await client.waitFor(isConnect, STARTUP_MS)).t;
             await kept.waitFor(isConnect, STARTUP_MS);
             const causes: string[] = [];
@@ -477,8 +441,8 @@ describe.skipIf(!ready)('diagnosis from kernel evidence, client ⇄ router ⇄ s
         async (lab) => {
           const server = lab.server.spawnNode('resock-server.ts', [JSON.stringify({ host: '0.0.0.0', port: 0, ping: PING, pong: PONG, backlog })]);
           spawnedPids.push(server.pid);
-          const port = await listeningPort(server);
-          const client = spawnClient(lab, port, options);
+          const port = await resockLab.listeningPort(server);
+          const client = resockLab.spawnClient(lab, port, options);
           await client.waitFor(isConnect, STARTUP_MS);
           await client.waitFor('heartbeat', STARTUP_MS);
           await server.signal('SIGSTOP');

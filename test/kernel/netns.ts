@@ -260,7 +260,7 @@ export async function ownNamespaces(): Promise<string[]> {
 // ---------------------------------------------------------------------------------------------------------------
 // Cleanup of crashed runs
 
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   createFaultLab,
   destroyAllLabs,
+  pidAlive,
   kernelFaultSupport,
   koffiSupport,
   listNamespaces,
@@ -32,14 +33,6 @@ function record(row: string, text: string): void {
   console.log(`${row}: ${text}`);
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 interface ClientConfig {
   keepAliveMs?: number;

@@ -3,11 +3,10 @@
 // proven on bare sockets in raw-faults.test.ts. Each test has its own client ⇄ router ⇄ server lab and they run
 // concurrently, so the suite takes about as long as its slowest scenarios.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { detectionBounds } from '../../src/detect.js';
-import { resolveOptions } from '../../src/options.js';
 import type { ResilientSocketOptions, WriteAccount } from '../../src/index.js';
 import {
   destroyAllLabs,
+  pidAlive,
   kernelFaultSupport,
   koffiSupport,
   ownNamespaces,
@@ -17,22 +16,26 @@ import {
   type FaultLab,
   type NodeChild,
 } from './netns.js';
+import {
+  boundsFor,
+  CONNECT_TIMEOUT,
+  FAST_RECONNECT,
+  isConnect,
+  isReconnect,
+  PING,
+  PONG,
+  ResockLab,
+  SLACK_MS,
+  STARTUP_MS,
+  type ClientOptions,
+  type ConnectEvent,
+} from './resock-lab.js';
 
 const support = kernelFaultSupport();
 const sockopt = koffiSupport();
 if (!support.ok) console.log(`resock kernel fault tests skipped: ${support.reason}`);
 else if (!sockopt.ok) console.log(`resock TCP_USER_TIMEOUT scenarios skipped: ${sockopt.reason}`);
 
-/** Child start-up (node + tsx) is ~0.3 s; this leaves room for a loaded CI machine. */
-const STARTUP_MS = 10_000;
-/** On top of every bound: timer lateness, the child's stdout pipe, two processes sharing 2 cores with another suite. */
-const SLACK_MS = 1_500;
-const PING = 'PING\n';
-const PONG = 'PONG\n';
-/** Retries come quickly, so a reconnect after the fault is cleared fits the test's time. */
-const FAST_RECONNECT = { minDelay: 100, maxDelay: 400 } as const;
-/** A black hole drops SYNs as well: reconnect attempts in it end at this, not after tcp_syn_retries. */
-const CONNECT_TIMEOUT = 1_000;
 
 interface FailureEvent extends ChildEvent {
   readonly event: 'failure';
@@ -48,19 +51,11 @@ interface FailureEvent extends ChildEvent {
   readonly accepted: number | null;
 }
 
-interface ConnectEvent extends ChildEvent {
-  readonly event: 'connect';
-  readonly attempt: number;
-  readonly reconnected: boolean;
-  readonly localPort: number | null;
-  readonly keepAlive: { applied: Record<string, boolean> | false };
-}
 
 const isFailure = (e: ChildEvent): e is FailureEvent => e.event === 'failure';
-const isConnect = (e: ChildEvent): e is ConnectEvent => e.event === 'connect';
-const isReconnect = (e: ChildEvent): e is ConnectEvent => isConnect(e) && e.reconnected;
 
-const spawnedPids: number[] = [];
+const resockLab = new ResockLab();
+const spawnedPids = resockLab.pids;
 const rows: Array<{ scenario: string; outcome: string; cause: string; measured: number; bound: string }> = [];
 
 function record(scenario: string, failure: FailureEvent, measured: number, bound: number | string): void {
@@ -75,51 +70,12 @@ function record(scenario: string, failure: FailureEvent, measured: number, bound
   console.log(`${scenario}: ${row.outcome}, ${row.cause}, ${measured} ms (bound ${row.bound} ms)`);
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
-type ClientOptions = Omit<ResilientSocketOptions, 'host' | 'port'>;
 
-/** The bounds detect.ts promises for exactly the options the fixture gets. */
-function boundsFor(options: ClientOptions) {
-  const resolved = resolveOptions({ host: '10.0.0.1', port: 1, ...options });
-  return detectionBounds(resolved.heartbeat, resolved.keepAlive);
-}
 
-function spawnServer(lab: FaultLab, port = 0): NodeChild {
-  const server = lab.server.spawnNode('resock-server.ts', [JSON.stringify({ host: '0.0.0.0', port, ping: PING, pong: PONG })]);
-  spawnedPids.push(server.pid);
-  return server;
-}
 
-async function listeningPort(server: NodeChild): Promise<number> {
-  const listening = await server.waitFor('listening', STARTUP_MS);
-  expect(listening.port).toEqual(expect.any(Number));
-  return listening.port as number;
-}
 
-function spawnClient(lab: FaultLab, port: number, options: ClientOptions): NodeChild {
-  const config = { options: { host: lab.serverHost, port, ...options } };
-  const client = lab.client.spawnNode('resock-client.ts', [JSON.stringify(config)]);
-  spawnedPids.push(client.pid);
-  return client;
-}
 
-/** A resock-server, a resock client connected to it through the router, and the server's port. */
-async function connectedPair(lab: FaultLab, options: ClientOptions) {
-  const server = spawnServer(lab);
-  const port = await listeningPort(server);
-  const client = spawnClient(lab, port, options);
-  const connected = await client.waitFor(isConnect, STARTUP_MS);
-  await server.waitFor('connection', STARTUP_MS);
-  return { server, client, port, connected };
-}
 
 /** Kernel-timeout scenarios mean nothing unless every keepalive setting reached the kernel. */
 function expectKeepAliveApplied(connected: ConnectEvent): void {
@@ -161,12 +117,12 @@ describe.skipIf(!support.ok)('resock under kernel faults, client ⇄ router ⇄ 
           connectTimeout: CONNECT_TIMEOUT,
           reconnect: FAST_RECONNECT,
         };
-        const bound = boundsFor(options).unackedBlackHole;
+        const bound = boundsFor(options).bounds.unackedBlackHole;
         const confirmed = 1_000;
         const chunk = 64 * 1024;
         await withFaultLab(
           async (lab) => {
-            const { server, client, port, connected } = await connectedPair(lab, options);
+            const { server, client, port, connected } = await resockLab.connectedPair(lab, options);
             expectKeepAliveApplied(connected);
             client.send({ cmd: 'write', bytes: confirmed });
             const done = await client.waitFor('write-done', STARTUP_MS);
@@ -213,13 +169,13 @@ describe.skipIf(!support.ok)('resock under kernel faults, client ⇄ router ⇄ 
       'idle black hole, detectWithin with derived keepalive and no heartbeat → keepalive-timeout, path-dead',
       async ({ signal }) => {
         const options: ClientOptions = { detectWithin: 3_000, connectTimeout: CONNECT_TIMEOUT, reconnect: FAST_RECONNECT };
-        const bounds = boundsFor(options);
+        const { bounds } = boundsFor(options);
         // Only keepalive can see it: no heartbeat unless one is asked for.
         expect(bounds.hungPeer).toBe(Infinity);
         const bound = bounds.idleBlackHole;
         await withFaultLab(
           async (lab) => {
-            const { client, port, connected } = await connectedPair(lab, options);
+            const { client, port, connected } = await resockLab.connectedPair(lab, options);
             expectKeepAliveApplied(connected);
             const faultAt = Date.now();
             await lab.faults.blackhole(port);
@@ -246,10 +202,10 @@ describe.skipIf(!support.ok)('resock under kernel faults, client ⇄ router ⇄ 
         connectTimeout: CONNECT_TIMEOUT,
         reconnect: FAST_RECONNECT,
       };
-      const bound = boundsFor(options).hungPeer;
+      const bound = boundsFor(options).bounds.hungPeer;
       await withFaultLab(
         async (lab) => {
-          const { server, client } = await connectedPair(lab, options);
+          const { server, client } = await resockLab.connectedPair(lab, options);
           // The ping/pong works before the fault, so silence after it is the fault's doing.
           await client.waitFor('heartbeat', STARTUP_MS);
           const faultAt = Date.now();
@@ -281,10 +237,10 @@ describe.skipIf(!support.ok)('resock under kernel faults, client ⇄ router ⇄ 
       const options: ClientOptions = { connectTimeout: CONNECT_TIMEOUT, reconnect };
       await withFaultLab(
         async (lab) => {
-          const server = spawnServer(lab);
-          const port = await listeningPort(server);
+          const server = resockLab.spawnServer(lab);
+          const port = await resockLab.listeningPort(server);
           await lab.faults.dropSyn(port);
-          const client = spawnClient(lab, port, options);
+          const client = resockLab.spawnClient(lab, port, options);
           let connecting = await client.waitFor((e) => e.event === 'connecting' && e.attempt === 1, STARTUP_MS);
           for (let attempt = 1; attempt <= attempts; attempt++) {
             const failure = await client.waitFor(isFailure, CONNECT_TIMEOUT + SLACK_MS + STARTUP_MS);
@@ -323,10 +279,10 @@ describe.skipIf(!support.ok)('resock under kernel faults, client ⇄ router ⇄ 
       async ({ signal }) => {
         const options: ClientOptions = { detectWithin: 3_000, connectTimeout: CONNECT_TIMEOUT, reconnect: FAST_RECONNECT };
         // Unacked data meets the ICMP errors: the user timeout ends it, reporting the last soft error.
-        const bound = boundsFor(options).unackedBlackHole;
+        const bound = boundsFor(options).bounds.unackedBlackHole;
         await withFaultLab(
           async (lab) => {
-            const { client, port, connected } = await connectedPair(lab, options);
+            const { client, port, connected } = await resockLab.connectedPair(lab, options);
             expectKeepAliveApplied(connected);
             const faultAt = Date.now();
             await lab.faults.icmpUnreachable(port);
@@ -348,7 +304,7 @@ describe.skipIf(!support.ok)('resock under kernel faults, client ⇄ router ⇄ 
       const options: ClientOptions = { diagnose: { idleThreshold }, connectTimeout: CONNECT_TIMEOUT, reconnect: FAST_RECONNECT };
       await withFaultLab(
         async (lab) => {
-          const { server, client, port } = await connectedPair(lab, options);
+          const { server, client, port } = await resockLab.connectedPair(lab, options);
           await new Promise((resolve) => setTimeout(resolve, idleThreshold + 200));
           await lab.faults.rstOnPort(port);
           client.send({ cmd: 'write', bytes: 10 });
@@ -375,7 +331,7 @@ describe.skipIf(!support.ok)('resock under kernel faults, client ⇄ router ⇄ 
       const options: ClientOptions = { connectTimeout: CONNECT_TIMEOUT, reconnect: FAST_RECONNECT };
       await withFaultLab(
         async (lab) => {
-          const { client, port } = await connectedPair(lab, options);
+          const { client, port } = await resockLab.connectedPair(lab, options);
           const faultAt = Date.now();
           expect(await lab.faults.ssKill(port)).toBe(1);
           const failure = await client.waitFor(isFailure, SLACK_MS + STARTUP_MS);
@@ -396,7 +352,7 @@ describe.skipIf(!support.ok)('resock under kernel faults, client ⇄ router ⇄ 
       const options: ClientOptions = { connectTimeout: CONNECT_TIMEOUT, reconnect: FAST_RECONNECT };
       await withFaultLab(
         async (lab) => {
-          const { server, client, port } = await connectedPair(lab, options);
+          const { server, client, port } = await resockLab.connectedPair(lab, options);
           const faultAt = Date.now();
           await server.kill();
           // The dying process's kernel closes its sockets with a FIN.
@@ -410,14 +366,14 @@ describe.skipIf(!support.ok)('resock under kernel faults, client ⇄ router ⇄ 
           expect(ms).toBeLessThanOrEqual(FAST_RECONNECT.maxDelay + SLACK_MS);
 
           // A client that never got through: nothing listens there at all.
-          const newcomer = spawnClient(lab, port, { ...options, reconnect: false });
+          const newcomer = resockLab.spawnClient(lab, port, { ...options, reconnect: false });
           await expect(newcomer.waitFor(isFailure, SLACK_MS + STARTUP_MS)).resolves.toMatchObject({
             kind: 'refused',
             phase: 'connect',
             cause: 'peer-down',
           });
 
-          await listeningPort(spawnServer(lab, port));
+          await resockLab.listeningPort(resockLab.spawnServer(lab, port));
           await client.waitFor(isReconnect, FAST_RECONNECT.maxDelay + SLACK_MS + STARTUP_MS);
         },
         { signal },

@@ -1,7 +1,8 @@
 // Test-side plumbing: real servers on 127.0.0.1 port 0 and bounded waits for events.
 import net from 'node:net';
-import type { ResilientSocket } from '../../src/index.js';
-import type { ResilientSocketEvents } from '../../src/types.js';
+import { afterEach } from 'vitest';
+import { connect, type ResilientSocket } from '../../src/index.js';
+import type { ResilientSocketEvents, ResilientSocketOptions } from '../../src/types.js';
 
 export interface TestServer {
   server: net.Server;
@@ -130,4 +131,63 @@ export async function until(check: () => boolean, ms: number, what = 'condition'
     if (performance.now() > deadline) throw new Error(`${what} not reached within ${ms} ms`);
     await sleep(5);
   }
+}
+
+/** Bytes offset..offset+n-1 of a stream whose byte i is (i * 7 + i >> 8) & 255: any loss, duplicate, reorder or cut shows. */
+export function pattern(offset: number, n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) {
+    const k = offset + i;
+    b[i] = (k * 7 + (k >> 8)) & 255;
+  }
+  return b;
+}
+
+/**
+ * A server-side sender: writes `total` bytes of pattern() to `s` in `chunk`-sized writes, honouring backpressure.
+ * `sent()` says how far it got, which a paused reader keeps small.
+ */
+export function sendPattern(s: net.Socket, total: number, chunk: number): { sent(): number } {
+  let sent = 0;
+  const pump = (): void => {
+    while (sent < total) {
+      const n = Math.min(chunk, total - sent);
+      const ok = s.write(pattern(sent, n));
+      sent += n;
+      if (!ok) {
+        s.once('drain', pump);
+        return;
+      }
+    }
+  };
+  pump();
+  return { sent: () => sent };
+}
+
+/**
+ * One test file's cleanup list, run after each test in reverse order, and the ResilientSocket and server makers that
+ * register with it. `defaults` are the client options of that file.
+ */
+export function harness(defaults: Partial<ResilientSocketOptions>): {
+  defer(fn: () => unknown): void;
+  client(opts: ResilientSocketOptions): ResilientSocket;
+  server(onSocket?: (s: net.Socket) => void, port?: number): Promise<TestServer>;
+} {
+  const cleanups: Array<() => unknown> = [];
+  afterEach(async () => {
+    while (cleanups.length > 0) await cleanups.pop()!();
+  });
+  return {
+    defer: (fn) => void cleanups.push(fn),
+    client: (opts) => {
+      const sock = connect({ host: '127.0.0.1', keepAlive: false, ...defaults, ...opts });
+      cleanups.push(() => sock.destroy());
+      return sock;
+    },
+    server: async (onSocket, port) => {
+      const srv = await listen(onSocket, port);
+      cleanups.push(() => srv.close());
+      return srv;
+    },
+  };
 }
