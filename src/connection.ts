@@ -209,8 +209,9 @@ export abstract class Connection<O> implements HeartbeatHost {
     }
     // Nothing Node still holds means this write and every earlier one reached the kernel: none needs a ledger entry.
     // A write the syscall refused at once (a reset already in the kernel) leaves nothing held either, but failed.
-    if (socket.writableLength > 0 || socket.errored != null) {
-      if (socket.errored != null) this.#flags |= WRITE_FAILED;
+    const failed = socket.errored != null;
+    if (failed) this.#flags |= WRITE_FAILED;
+    if (failed || socket.writableLength > 0) {
       (this.#ledger ??= new WriteLedger()).push(entry ?? newEntry(data, undefined, 0, internal));
       this.#settle();
     }
@@ -222,7 +223,7 @@ export abstract class Connection<O> implements HeartbeatHost {
    * that reached the kernel gets this error after all.
    */
   writeFailed(entry: WriteEntry, err: Error): void {
-    if ((err as { syscall?: string }).syscall === 'write') this.#flags |= WRITE_FAILED;
+    if (failedInWrite(err)) this.#flags |= WRITE_FAILED;
     (this.#failedWrites ??= []).push({ entry, err });
   }
 
@@ -375,7 +376,7 @@ export abstract class Connection<O> implements HeartbeatHost {
   /** Called by the socket's destroy() before it runs: takes the reading of what never reached the kernel. */
   beforeDestroy(err: Error | undefined): void {
     // A failed write syscall reaches destroy() after Node has dropped its count: whatever the ledger holds never left.
-    if ((err as { syscall?: string } | undefined)?.syscall === 'write') this.#flags |= WRITE_FAILED;
+    if (failedInWrite(err)) this.#flags |= WRITE_FAILED;
     if (this.#unsentAtDestroy < 0) {
       this.#unsentAtDestroy = unsentBytes(this.socket);
       // The last moment the descriptor exists: after destroy() libuv closes it and the kernel's state is gone.
@@ -461,7 +462,7 @@ export abstract class Connection<O> implements HeartbeatHost {
     const ledger = this.#ledger;
     this.#ledger = undefined;
     const unsent = (this.#flags & WRITE_FAILED) !== 0 ? Number.POSITIVE_INFINITY : Math.max(0, this.#unsentAtDestroy);
-    const taken = ledger === undefined || unsent === 0 ? [] : ledger.takeUnsent(unsent);
+    const taken = ledger?.takeUnsent(unsent) ?? [];
     const out: WriteEntry[] = [];
     let requeuedBytes = 0;
     let takenBack = 0;
@@ -544,6 +545,11 @@ function settle(entry: WriteEntry, conn: Connection<unknown>): (err?: Error | nu
     }
     entry.cb!(err);
   };
+}
+
+/** An error from the write syscall itself: the write it came with never reached the kernel whole. */
+function failedInWrite(err: Error | undefined): boolean {
+  return (err as { syscall?: string } | undefined)?.syscall === 'write';
 }
 
 /** A user's callback threw: the application's bug, fatal to the connection and never retried. */

@@ -10,6 +10,7 @@ import { type Connection, connectionClass } from './connection.js';
 import { now } from './clock.js';
 import { type ChannelName, channels } from './diagnostics.js';
 import { ResockError, codeError } from './errors.js';
+import { isError } from './classify.js';
 import { buildFailure, droppedRightAfterAccept, peerIdleWarning, withPeerClose } from './failure.js';
 import { handshake, sleep } from './handshake.js';
 import { learnIdleLimit } from './diagnosis.js';
@@ -161,7 +162,7 @@ export class ResilientSocket extends SocketEmitter {
   #handshakeWrites = -1;
   /** Read-side flow control: why reading is held (bits below), and what arrived meanwhile, in order. */
   #readHold = 0;
-  #inbox: { items: Buffer[]; bytes: number } | undefined;
+  #inbox: { items: Buffer[]; head: number; bytes: number } | undefined;
   /** unref() was called: no handle or timer of this socket keeps the process alive. */
   #unref = false;
   /** reconnect() asked for the next dial now: the backoff wait is skipped once. */
@@ -395,12 +396,12 @@ export class ResilientSocket extends SocketEmitter {
     if (inbox !== undefined) {
       const name = this.options.framing === undefined ? 'data' : 'message';
       // A listener may pause again: stop there, and keep the rest in order.
-      while (this.#readHold === 0 && inbox.items.length > 0) {
-        const item = inbox.items.shift()!;
+      while (this.#readHold === 0 && inbox.head < inbox.items.length) {
+        const item = inbox.items[inbox.head++]!;
         inbox.bytes -= item.length;
         this.emitShielded(name, item);
       }
-      if (inbox.items.length === 0) this.#inbox = undefined;
+      if (inbox.head === inbox.items.length) this.#inbox = undefined;
     }
     if (this.#readHold === 0 || (this.#inbox?.bytes ?? 0) < PAUSED_READ_BUFFER) this.#conn?.resumeReading();
   }
@@ -411,7 +412,7 @@ export class ResilientSocket extends SocketEmitter {
       this.emitShielded(name, item);
       return;
     }
-    const inbox = (this.#inbox ??= { items: [], bytes: 0 });
+    const inbox = (this.#inbox ??= { items: [], head: 0, bytes: 0 });
     inbox.items.push(item);
     inbox.bytes += item.length;
     if (inbox.bytes >= PAUSED_READ_BUFFER) this.#conn?.pauseReading();
@@ -698,11 +699,8 @@ export class ResilientSocket extends SocketEmitter {
   }
 
   #connectFailed(err: unknown, phase: FailurePhase, endpoint: Endpoint): Error {
-    if (this.#terminal) return err instanceof Error ? err : new Error(String(err));
+    if (this.#terminal) return isError(err) ? err : codeError('ERR_RESOCK_UNKNOWN', 'the dial failed with a value that is not an Error');
     const failure = this.#failure(err, phase, endpoint, undefined);
-    // Decide and commit before any listener runs: a throwing or closing listener cannot change what comes next.
-    const decision = this.#decide(failure);
-    this.#recordFailure(failure);
     if (this.options.offlineQueue === false && this.#queue !== undefined) {
       // The first dial failed: what waited for it is refused, as net.Socket's writes fail with its connect.
       const queue = this.#queue;
@@ -710,10 +708,22 @@ export class ResilientSocket extends SocketEmitter {
       queue.rejectAll('ERR_RESOCK_NOT_OPEN', 'the first connection attempt failed and offlineQueue is off', failure.error);
       queue.dispose();
     }
-    if (!decision.retry) this.#commitClose(decision.reason, failure);
-    this.#emitFailure(failure, false);
+    // The loop is already running: a retry needs nothing more than the decision it carries.
+    return new FailureError(failure, this.#settleFailure(failure, false, noop));
+  }
+
+  /**
+   * Decide, commit, then emit, for every failure: the decision is taken and committed (`commitRetry`, or the close)
+   * before any listener hears of it, so nothing a listener does (throw, close) can leave the socket between two states.
+   */
+  #settleFailure(failure: Failure, disconnect: boolean, commitRetry: () => void): ReconnectDecision {
+    const decision = this.#decide(failure);
+    this.#recordFailure(failure);
+    if (decision.retry) commitRetry();
+    else this.#commitClose(decision.reason, failure);
+    this.#emitFailure(failure, disconnect);
     if (!decision.retry) this.#finishClose();
-    return new FailureError(failure, decision);
+    return decision;
   }
 
   #open(socket: net.Socket, endpoint: Endpoint): void {
@@ -867,21 +877,11 @@ export class ResilientSocket extends SocketEmitter {
     const failure = this.#failure(err ?? codeError('ERR_RESOCK_PEER_CLOSED', 'the peer closed the connection (FIN)'), 'open', endpoint, conn);
     past.peerIdleCloses = withPeerClose(past.peerIdleCloses, failure.kind, evidence);
 
-    // Decide, commit, then emit: the listeners below see the state that follows, and nothing they do (throw, close)
-    // can leave the socket between two states.
-    const decision = this.#decide(failure);
-    this.#recordFailure(failure);
-    if (decision.retry) {
+    const decision = this.#settleFailure(failure, true, () => {
       this.#to('reconnecting');
       void this.#loop(failure);
-    } else {
-      this.#commitClose(decision.reason, failure);
-    }
-    this.#emitFailure(failure, true);
-    if (!decision.retry) {
-      this.#finishClose();
-      return;
-    }
+    });
+    if (!decision.retry) return;
     const idleWarning = past.peerIdleWarned ? undefined : peerIdleWarning(this.options, past.peerIdleCloses);
     if (idleWarning !== undefined) {
       past.peerIdleWarned = true;
@@ -1050,6 +1050,8 @@ const FIRST_DIAL_BUFFER: ResolvedOfflineQueue = Object.freeze({
   maxAge: Number.POSITIVE_INFINITY,
   overflow: 'reject',
 });
+
+function noop(): void {}
 
 function closedCode(closing: Closing | undefined): 'ERR_RESOCK_ABORTED' | 'ERR_RESOCK_CLOSED' {
   return closing?.reason === 'aborted' ? 'ERR_RESOCK_ABORTED' : 'ERR_RESOCK_CLOSED';
